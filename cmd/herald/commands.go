@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+)
+
+const usage = `Herald: a multi-tenant realtime messaging server speaking the Pusher Channels protocol.
+
+Usage:
+  herald serve [flags]     run a node (the default when no command is given)
+  herald publish [flags] CHANNEL EVENT DATA
+                           publish an event through a node's REST API
+  herald help              show this text
+
+Run "herald COMMAND --help" for a command's flags and their HERALD_* variables.
+`
+
+func run(ctx context.Context, args []string) error {
+	cmd := "serve"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serveCommand(ctx, args)
+	case "publish":
+		err = publishCommand(ctx, args)
+	case "help":
+		fmt.Print(usage)
+		return nil
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}

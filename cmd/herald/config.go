@@ -1,0 +1,108 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything a node is configured with, from flags and HERALD_*
+// variables (a flag wins over its variable).
+type Config struct {
+	Addr            string
+	Apps            string // JSON array of apps
+	AppsFile        string
+	ActivityTimeout time.Duration
+	PongTimeout     time.Duration
+	MaxFrameBytes   int
+	QueueFrames     int
+	QueueBytes      int
+	ShutdownTimeout time.Duration
+	LogLevel        string
+	LogFormat       string
+}
+
+// envFlags registers flags whose defaults come from HERALD_* variables and
+// whose help names the variable.
+type envFlags struct {
+	fs  *flag.FlagSet
+	err error
+}
+
+func (e *envFlags) env(name string) (string, bool) {
+	v, ok := os.LookupEnv(name)
+	return v, ok && v != ""
+}
+
+func (e *envFlags) String(p *string, name, env, def, help string) {
+	if v, ok := e.env(env); ok {
+		def = v
+	}
+	e.fs.StringVar(p, name, def, help+" (env "+env+")")
+}
+
+func (e *envFlags) Duration(p *time.Duration, name, env string, def time.Duration, help string) {
+	if v, ok := e.env(env); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			e.fail(fmt.Errorf("%s=%q: want a positive duration such as 30s", env, v))
+		} else {
+			def = d
+		}
+	}
+	e.fs.DurationVar(p, name, def, help+" (env "+env+")")
+}
+
+func (e *envFlags) Int(p *int, name, env string, def int, help string) {
+	if v, ok := e.env(env); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			e.fail(fmt.Errorf("%s=%q: want a positive whole number", env, v))
+		} else {
+			def = n
+		}
+	}
+	e.fs.IntVar(p, name, def, help+" (env "+env+")")
+}
+
+func (e *envFlags) fail(err error) {
+	if e.err == nil {
+		e.err = err
+	}
+}
+
+func (c *Config) flags(fs *flag.FlagSet) *envFlags {
+	e := &envFlags{fs: fs}
+	e.String(&c.Addr, "addr", "HERALD_ADDR", "127.0.0.1:6001", "address to listen on for WebSocket, REST API and health endpoints")
+	e.String(&c.Apps, "apps", "HERALD_APPS", "", `apps as a JSON array of {"id","key","secret","name","enabled","settings"}; no demo app is made when set`)
+	e.String(&c.AppsFile, "apps-file", "HERALD_APPS_FILE", "", "file holding the apps JSON array (same shape as --apps)")
+	e.Duration(&c.ActivityTimeout, "activity-timeout", "HERALD_ACTIVITY_TIMEOUT", 120*time.Second, "silence after which the server pings a client (sent to clients as activity_timeout)")
+	e.Duration(&c.PongTimeout, "pong-timeout", "HERALD_PONG_TIMEOUT", 30*time.Second, "time a pinged client has to answer before it is closed with 4201")
+	e.Int(&c.MaxFrameBytes, "max-frame-bytes", "HERALD_MAX_FRAME_BYTES", 32<<10, "largest inbound WebSocket frame; bigger frames close the connection with 1009")
+	e.Int(&c.QueueFrames, "queue-frames", "HERALD_QUEUE_FRAMES", 1000, "unsent frames a connection may hold before it is closed as a slow consumer (4100)")
+	e.Int(&c.QueueBytes, "queue-bytes", "HERALD_QUEUE_BYTES", 1<<20, "unsent bytes a connection may hold before it is closed as a slow consumer (4100)")
+	e.Duration(&c.ShutdownTimeout, "shutdown-timeout", "HERALD_SHUTDOWN_TIMEOUT", 10*time.Second, "how long a stopping node waits for clients to leave")
+	e.String(&c.LogLevel, "log-level", "HERALD_LOG_LEVEL", "info", "log level: debug, info, warn or error")
+	e.String(&c.LogFormat, "log-format", "HERALD_LOG_FORMAT", "text", "log format: text or json")
+	return e
+}
+
+// Logger builds the configured logger, writing to stderr.
+func (c *Config) Logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(c.LogFormat) {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", c.LogFormat)
+}

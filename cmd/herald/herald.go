@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/heraldrt/herald/services/api"
+	"github.com/heraldrt/herald/services/broker"
+	"github.com/heraldrt/herald/services/gateway"
+	"github.com/heraldrt/herald/services/presence"
+	"github.com/heraldrt/herald/tenants"
+	"github.com/heraldrt/herald/web"
+)
+
+// Main is one Herald process: Run starts it, Close stops it in order. Tests
+// boot it on 127.0.0.1:0.
+type Main struct {
+	Config Config
+	Log    *slog.Logger
+
+	// Set by Run.
+	Addr    string       // the address actually listened on
+	DemoApp *tenants.App // the app created when none were configured
+
+	apps   tenants.Store
+	broker broker.Broker
+	node   *gateway.Node
+	http   *fiber.App
+	ln     net.Listener
+	served chan error
+}
+
+// Run loads the apps, starts the node and begins serving. It returns once
+// the listener is open.
+func (m *Main) Run(ctx context.Context) error {
+	if m.Log == nil {
+		m.Log = slog.New(slog.DiscardHandler)
+	}
+	m.apps = tenants.NewMemoryStore()
+	apps, err := m.loadApps()
+	if err != nil {
+		return err
+	}
+	if len(apps) == 0 {
+		m.DemoApp = tenants.NewApp("Demo app")
+		apps = append(apps, m.DemoApp)
+	}
+	if err := tenants.PutApps(ctx, m.apps, apps); err != nil {
+		return err
+	}
+
+	m.broker = broker.NewMemory()
+	m.node, err = gateway.NewNode(gateway.Config{
+		ActivityTimeout: m.Config.ActivityTimeout,
+		PongTimeout:     m.Config.PongTimeout,
+		MaxFrameBytes:   m.Config.MaxFrameBytes,
+		QueueFrames:     m.Config.QueueFrames,
+		QueueBytes:      m.Config.QueueBytes,
+	}, gateway.Deps{Apps: m.apps, Broker: m.broker, Presence: presence.NewMemory(), Log: m.Log})
+	if err != nil {
+		return fmt.Errorf("start gateway: %w", err)
+	}
+
+	m.http = fiber.New(fiber.Config{
+		AppName:               "herald",
+		DisableStartupMessage: true,
+		ErrorHandler:          api.ErrorHandler,
+		BodyLimit:             256 << 10,
+		ReadBufferSize:        8 << 10, // also bounds request headers
+		ReadTimeout:           10 * time.Second,
+		WriteTimeout:          10 * time.Second,
+		IdleTimeout:           60 * time.Second,
+		UnescapePath:          true,
+	})
+	m.routes()
+
+	m.ln, err = net.Listen("tcp", m.Config.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", m.Config.Addr, err)
+	}
+	m.Addr = m.ln.Addr().String()
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.http.Listener(m.ln) }()
+	m.Log.Info("listening", "addr", m.Addr, "apps", len(apps))
+	return nil
+}
+
+// routes lists every route of the node.
+func (m *Main) routes() {
+	m.http.Get("/app/:key", m.node.WebSocketHandler())
+	api.HealthRoutes(m.http, m.node)
+	api.New(m.apps, m.node, m.Log).Routes(m.http)
+	web.Routes(m.http)
+}
+
+func (m *Main) loadApps() ([]*tenants.App, error) {
+	var sources [][]byte
+	if m.Config.Apps != "" {
+		sources = append(sources, []byte(m.Config.Apps))
+	}
+	if m.Config.AppsFile != "" {
+		b, err := os.ReadFile(m.Config.AppsFile)
+		if err != nil {
+			return nil, fmt.Errorf("apps file: %w", err)
+		}
+		sources = append(sources, b)
+	}
+	var apps []*tenants.App
+	for _, src := range sources {
+		parsed, err := tenants.ParseAppConfigs(src)
+		if err != nil {
+			return nil, err
+		}
+		apps = append(apps, parsed...)
+	}
+	return apps, nil
+}
+
+// Close stops the node in order: clients are asked to reconnect elsewhere,
+// then the listener and the broker close.
+func (m *Main) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if m.node != nil {
+		if err := m.node.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("drain: %w", err))
+		}
+	}
+	if m.http != nil {
+		if err := m.http.ShutdownWithContext(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		<-m.served
+	}
+	if m.broker != nil {
+		errs = append(errs, m.broker.Close())
+	}
+	return errors.Join(errs...)
+}

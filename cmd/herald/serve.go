@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"text/template"
+)
+
+func serveCommand(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("herald serve", flag.ContinueOnError)
+	var cfg Config
+	ef := cfg.flags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: herald serve [flags]\n\nRuns one Herald node. With no configuration it uses in-memory backends and\ncreates a demo app. Every flag can also be set by the variable named in its\nhelp; a flag wins over its variable.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if ef.err != nil {
+		return ef.err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	log, err := cfg.Logger()
+	if err != nil {
+		return err
+	}
+	m := &Main{Config: cfg, Log: log}
+	if err := m.Run(ctx); err != nil {
+		_ = m.Close()
+		return err
+	}
+	printBanner(os.Stdout, m)
+	<-ctx.Done()
+	log.Info("shutting down")
+	return m.Close()
+}
+
+var banner = template.Must(template.New("banner").Parse(`
+Herald is running: one node, in-memory backends (embedded mode).
+
+  WebSocket  ws://{{.Host}}/app/{key}?protocol=7
+  REST API   http://{{.Host}}/apps/{app_id}/...
+  Home       http://{{.Host}}/      (status page; health at /healthz, metrics at /metrics)
+{{with .Demo}}
+Demo app (made because no apps were configured; set HERALD_APPS to use your own):
+  app id   {{.ID}}
+  key      {{.PrimaryKey.Key}}
+  secret   {{.PrimaryKey.Secret.Reveal}}
+
+Subscribe with pusher-js:
+  const pusher = new Pusher('{{.PrimaryKey.Key}}', {
+    cluster: 'local', wsHost: '{{$.Hostname}}', wsPort: {{$.Port}}, forceTLS: false, enabledTransports: ['ws'],
+  });
+  pusher.subscribe('my-channel').bind('my-event', (data) => console.log(data));
+
+Publish:
+  go run ./cmd/herald publish --url http://{{$.Host}} --app-id {{.ID}} --key {{.PrimaryKey.Key}} --secret {{.PrimaryKey.Secret.Reveal}} my-channel my-event '{"message":"hello"}'
+  or with the pusher npm SDK:
+  new Pusher({ appId: '{{.ID}}', key: '{{.PrimaryKey.Key}}', secret: '<secret>', host: '{{$.Hostname}}', port: '{{$.Port}}', useTLS: false })
+    .trigger('my-channel', 'my-event', { message: 'hello' });
+{{else}}
+Apps: {{range .Apps}}{{.ID}} (key {{.PrimaryKey.Key}}{{if not .Enabled}}, disabled{{end}}) {{end}}
+{{end}}
+Stop with Ctrl-C.
+`))
+
+func printBanner(w io.Writer, m *Main) {
+	host, port, _ := net.SplitHostPort(m.Addr)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	apps, _ := m.apps.Apps(context.Background())
+	_ = banner.Execute(w, map[string]any{
+		"Host":     net.JoinHostPort(host, port),
+		"Hostname": strings.Trim(host, "[]"),
+		"Port":     port,
+		"Demo":     m.DemoApp,
+		"Apps":     apps,
+	})
+}

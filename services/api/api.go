@@ -1,0 +1,107 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/heraldrt/herald/authz"
+	"github.com/heraldrt/herald/services/broker"
+	"github.com/heraldrt/herald/services/gateway"
+	"github.com/heraldrt/herald/tenants"
+)
+
+// Gateway is what the API needs from the gateway node; *gateway.Node
+// satisfies it.
+type Gateway interface {
+	Publish(ctx context.Context, appID, channel string, pub *broker.Publication) error
+	Channels(ctx context.Context, appID, prefix string, users bool) ([]gateway.ChannelInfo, error)
+	Channel(ctx context.Context, appID, channel string) (gateway.ChannelInfo, error)
+	Users(ctx context.Context, appID, channel string) ([]string, error)
+	TerminateUser(ctx context.Context, appID, userID string) error
+}
+
+var _ Gateway = (*gateway.Node)(nil)
+
+// Server serves the REST API.
+type Server struct {
+	apps    tenants.Store
+	gateway Gateway
+	log     *slog.Logger
+	// Now is the clock used for auth_timestamp checks; tests replace it.
+	Now func() time.Time
+	// TimestampWindow is how far auth_timestamp may be from Now.
+	TimestampWindow time.Duration
+}
+
+// New returns an API server.
+func New(apps tenants.Store, gw Gateway, log *slog.Logger) *Server {
+	return &Server{apps: apps, gateway: gw, log: log, Now: time.Now, TimestampWindow: authz.DefaultTimestampWindow}
+}
+
+// Routes registers every API route on r.
+func (s *Server) Routes(r fiber.Router) {
+	apps := r.Group("/apps/:app_id", s.authenticate)
+	apps.Post("/events", s.postEvents)
+	apps.Post("/batch_events", s.postBatchEvents)
+	apps.Get("/channels", s.getChannels)
+	apps.Get("/channels/:channel_name", s.getChannel)
+	apps.Get("/channels/:channel_name/users", s.getUsers)
+	apps.Post("/users/:user_id/terminate_connections", s.postTerminate)
+}
+
+// authenticate resolves the app from the path and verifies the request's
+// signature against that app's keys only; the handlers then find the app
+// and the verified query in Locals.
+func (s *Server) authenticate(c *fiber.Ctx) error {
+	app, err := s.apps.AppByID(c.UserContext(), c.Params("app_id"))
+	if errors.Is(err, tenants.ErrNotFound) {
+		return &Error{fiber.StatusNotFound, "unknown app id"}
+	}
+	if err != nil {
+		s.log.Error("app lookup failed", "err", err)
+		return &Error{fiber.StatusServiceUnavailable, "temporarily unavailable, retry"}
+	}
+	query, err := authz.VerifyRequest(app, authz.Request{
+		Method:   c.Method(),
+		Path:     string(c.Request().URI().Path()),
+		RawQuery: string(c.Request().URI().QueryString()),
+		Body:     c.Body(),
+	}, s.Now(), s.TimestampWindow)
+	if err != nil {
+		return err
+	}
+	if !app.Enabled {
+		return &Error{fiber.StatusForbidden, "app is disabled"}
+	}
+	c.Locals(localApp, app)
+	c.Locals(localQuery, query)
+	return c.Next()
+}
+
+type localKey int
+
+const (
+	localApp localKey = iota
+	localQuery
+)
+
+func appOf(c *fiber.Ctx) *tenants.App { return c.Locals(localApp).(*tenants.App) }
+
+// param returns a verified query parameter, refusing a repeated one: the
+// signature covers every value, but a handler reading just one of them
+// would act on something other than what was signed.
+func param(c *fiber.Ctx, name string) (string, error) {
+	q := c.Locals(localQuery).(url.Values)
+	switch vs := q[name]; len(vs) {
+	case 0:
+		return "", nil
+	case 1:
+		return vs[0], nil
+	}
+	return "", badRequest(name + " is given more than once")
+}

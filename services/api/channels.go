@@ -1,0 +1,129 @@
+package api
+
+import (
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/heraldrt/herald/services/protocol"
+)
+
+func (s *Server) getChannels(c *fiber.Ctx) error {
+	app := appOf(c)
+	prefix, err := param(c, "filter_by_prefix")
+	if err != nil {
+		return err
+	}
+	info, err := param(c, "info")
+	if err != nil {
+		return err
+	}
+	var users, subs bool
+	for _, attr := range splitInfo(info) {
+		switch attr {
+		case "user_count":
+			if !strings.HasPrefix(prefix, protocol.PrefixPresence) {
+				return badRequest("info=user_count needs filter_by_prefix=presence-")
+			}
+			users = true
+		case "subscription_count":
+			subs = true
+		default:
+			return badRequest("info may list user_count and subscription_count, not " + truncate(attr, 50))
+		}
+	}
+	list, err := s.gateway.Channels(c.UserContext(), app.ID, prefix, users)
+	if err != nil {
+		return s.unavailable(app, err)
+	}
+	channels := make(map[string]map[string]int, len(list))
+	for _, ch := range list {
+		attrs := map[string]int{}
+		if users {
+			attrs["user_count"] = ch.Users
+		}
+		if subs {
+			attrs["subscription_count"] = ch.Subscriptions
+		}
+		channels[ch.Name] = attrs
+	}
+	return c.JSON(fiber.Map{"channels": channels})
+}
+
+func (s *Server) getChannel(c *fiber.Ctx) error {
+	app := appOf(c)
+	name := c.Params("channel_name")
+	if !protocol.ValidChannelName(name) {
+		return badRequest("invalid channel name")
+	}
+	info, err := param(c, "info")
+	if err != nil {
+		return err
+	}
+	presence := protocol.KindOf(name) == protocol.Presence
+	var users, subs bool
+	for _, attr := range splitInfo(info) {
+		switch attr {
+		case "user_count":
+			if !presence {
+				return badRequest("user_count is only available for presence channels")
+			}
+			users = true
+		case "subscription_count":
+			subs = true
+		case "cache":
+			return badRequest("cache channels are not supported yet")
+		default:
+			return badRequest("info may list user_count and subscription_count, not " + truncate(attr, 50))
+		}
+	}
+	ci, err := s.gateway.Channel(c.UserContext(), app.ID, name)
+	if err != nil {
+		return s.unavailable(app, err)
+	}
+	out := fiber.Map{"occupied": ci.Subscriptions > 0}
+	if users {
+		out["user_count"] = ci.Users
+	}
+	if subs {
+		out["subscription_count"] = ci.Subscriptions
+	}
+	return c.JSON(out)
+}
+
+func (s *Server) getUsers(c *fiber.Ctx) error {
+	app := appOf(c)
+	name := c.Params("channel_name")
+	if !protocol.ValidChannelName(name) || protocol.KindOf(name) != protocol.Presence {
+		return badRequest("users are only available for presence channels")
+	}
+	ids, err := s.gateway.Users(c.UserContext(), app.ID, name)
+	if err != nil {
+		return s.unavailable(app, err)
+	}
+	users := make([]fiber.Map, len(ids))
+	for i, id := range ids {
+		users[i] = fiber.Map{"id": id}
+	}
+	return c.JSON(fiber.Map{"users": users})
+}
+
+func (s *Server) postTerminate(c *fiber.Ctx) error {
+	app := appOf(c)
+	user := c.Params("user_id")
+	if user == "" || len(user) > 128 {
+		return badRequest("user id must be 1 to 128 characters")
+	}
+	if err := s.gateway.TerminateUser(c.UserContext(), app.ID, user); err != nil {
+		s.log.Error("terminate failed", "app", app.ID, "err", err)
+		return &Error{fiber.StatusServiceUnavailable, "terminate failed: the message backplane is unavailable, retry"}
+	}
+	return c.JSON(fiber.Map{})
+}
+
+func splitInfo(info string) []string {
+	if info == "" {
+		return nil
+	}
+	return strings.Split(info, ",")
+}

@@ -1,0 +1,217 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/heraldrt/herald/services/broker"
+	"github.com/heraldrt/herald/services/protocol"
+	"github.com/heraldrt/herald/tenants"
+)
+
+// event is the body of POST /events and one item of a batch.
+type event struct {
+	Name     *string  `json:"name"`
+	Data     *string  `json:"data"`
+	Channels []string `json:"channels"`
+	Channel  *string  `json:"channel"`
+	SocketID string   `json:"socket_id"`
+	Info     string   `json:"info"`
+}
+
+var socketIDPattern = regexp.MustCompile(`^\d+\.\d+$`)
+
+// validate checks an event against the app's limits and returns its
+// channels. where prefixes messages ("" or "batch[3].").
+func (e *event) validate(app *tenants.App, where string, batch bool) ([]string, error) {
+	limits := app.Settings.Limits
+	if e.Name == nil || *e.Name == "" {
+		return nil, badRequest(where + "name is required")
+	}
+	if len(*e.Name) > protocol.MaxEventNameLength {
+		return nil, badRequest(fmt.Sprintf("%sname is longer than %d characters", where, protocol.MaxEventNameLength))
+	}
+	if protocol.ReservedEvent(*e.Name) {
+		return nil, badRequest(where + "name must not start with pusher:, pusher_internal: or herald:")
+	}
+	if e.Data == nil {
+		return nil, badRequest(where + "data is required and must be a string (JSON-encode objects)")
+	}
+	if len(*e.Data) > limits.MaxPayloadBytes {
+		return nil, &Error{fiber.StatusRequestEntityTooLarge, fmt.Sprintf("%sdata is over %d bytes", where, limits.MaxPayloadBytes)}
+	}
+	channels := e.Channels
+	switch {
+	case batch && len(channels) > 0:
+		return nil, badRequest(where + "a batch event takes one channel, not channels")
+	case e.Channel != nil && len(channels) > 0:
+		return nil, badRequest(where + "give channel or channels, not both")
+	case e.Channel != nil:
+		channels = []string{*e.Channel}
+	}
+	if len(channels) == 0 {
+		return nil, badRequest(where + "channels must list at least one channel")
+	}
+	if len(channels) > limits.MaxChannelsPerEvent {
+		return nil, badRequest(fmt.Sprintf("%schannels lists %d channels; at most %d are allowed", where, len(channels), limits.MaxChannelsPerEvent))
+	}
+	for _, ch := range channels {
+		if !protocol.ValidChannelName(ch) {
+			return nil, badRequest(fmt.Sprintf("%sinvalid channel name %q: use 1 to %d characters of A-Z a-z 0-9 _ - = @ , . ;", where, truncate(ch, 200), protocol.MaxChannelNameLength))
+		}
+	}
+	if len(channels) > 1 {
+		for _, ch := range channels {
+			if protocol.KindOf(ch) == protocol.PrivateEncrypted {
+				return nil, badRequest(where + "an event to an encrypted channel must have exactly one channel")
+			}
+		}
+	}
+	if e.SocketID != "" && !socketIDPattern.MatchString(e.SocketID) {
+		return nil, badRequest(where + "socket_id must look like 1234.5678")
+	}
+	if err := checkInfo(e.Info, where); err != nil {
+		return nil, err
+	}
+	return channels, nil
+}
+
+func checkInfo(info, where string) error {
+	if info == "" {
+		return nil
+	}
+	for _, attr := range strings.Split(info, ",") {
+		if attr != "user_count" && attr != "subscription_count" {
+			return badRequest(fmt.Sprintf("%sinfo may list user_count and subscription_count, not %q", where, truncate(attr, 50)))
+		}
+	}
+	return nil
+}
+
+func decodeBody(c *fiber.Ctx, v any) error {
+	if err := json.Unmarshal(c.Body(), v); err != nil {
+		return badRequest("request body is not valid JSON: " + err.Error())
+	}
+	return nil
+}
+
+func (s *Server) postEvents(c *fiber.Ctx) error {
+	app := appOf(c)
+	var e event
+	if err := decodeBody(c, &e); err != nil {
+		return err
+	}
+	channels, err := e.validate(app, "", false)
+	if err != nil {
+		return err
+	}
+	if err := s.publish(c, app, &e, channels); err != nil {
+		return err
+	}
+	if e.Info == "" {
+		return c.JSON(fiber.Map{})
+	}
+	info, err := s.channelsInfo(c, app, channels, e.Info)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"channels": info})
+}
+
+func (s *Server) postBatchEvents(c *fiber.Ctx) error {
+	app := appOf(c)
+	var body struct {
+		Batch []event `json:"batch"`
+	}
+	if err := decodeBody(c, &body); err != nil {
+		return err
+	}
+	if len(body.Batch) == 0 {
+		return badRequest("batch must list at least one event")
+	}
+	if max := app.Settings.Limits.MaxBatchEvents; len(body.Batch) > max {
+		return badRequest(fmt.Sprintf("batch has %d events; at most %d are allowed", len(body.Batch), max))
+	}
+	channels := make([][]string, len(body.Batch))
+	anyInfo := false
+	for i := range body.Batch {
+		chs, err := body.Batch[i].validate(app, fmt.Sprintf("batch[%d].", i), true)
+		if err != nil {
+			return err
+		}
+		channels[i] = chs
+		anyInfo = anyInfo || body.Batch[i].Info != ""
+	}
+	// Every event is validated before any is published, so a bad item
+	// never leaves a batch half sent.
+	for i := range body.Batch {
+		if err := s.publish(c, app, &body.Batch[i], channels[i]); err != nil {
+			return err
+		}
+	}
+	if !anyInfo {
+		return c.JSON(fiber.Map{})
+	}
+	results := make([]map[string]any, len(body.Batch))
+	for i, e := range body.Batch {
+		results[i] = map[string]any{}
+		if e.Info == "" {
+			continue
+		}
+		info, err := s.channelsInfo(c, app, channels[i], e.Info)
+		if err != nil {
+			return err
+		}
+		results[i] = info[channels[i][0]]
+	}
+	return c.JSON(fiber.Map{"batch": results})
+}
+
+func (s *Server) publish(c *fiber.Ctx, app *tenants.App, e *event, channels []string) error {
+	pub := &broker.Publication{Event: *e.Name, Data: []byte(*e.Data), ExcludeSocketID: e.SocketID}
+	for _, ch := range channels {
+		if err := s.gateway.Publish(c.UserContext(), app.ID, ch, pub); err != nil {
+			s.log.Error("publish failed", "app", app.ID, "err", err)
+			return &Error{fiber.StatusServiceUnavailable, "publish failed: the message backplane is unavailable, retry"}
+		}
+	}
+	return nil
+}
+
+// channelsInfo answers the info attributes of a publish for each channel.
+func (s *Server) channelsInfo(c *fiber.Ctx, app *tenants.App, channels []string, info string) (map[string]map[string]any, error) {
+	out := make(map[string]map[string]any, len(channels))
+	for _, ch := range channels {
+		ci, err := s.gateway.Channel(c.UserContext(), app.ID, ch)
+		if err != nil {
+			return nil, s.unavailable(app, err)
+		}
+		attrs := map[string]any{}
+		for _, attr := range strings.Split(info, ",") {
+			switch {
+			case attr == "user_count" && protocol.KindOf(ch) == protocol.Presence:
+				attrs["user_count"] = ci.Users
+			case attr == "subscription_count":
+				attrs["subscription_count"] = ci.Subscriptions
+			}
+		}
+		out[ch] = attrs
+	}
+	return out, nil
+}
+
+func (s *Server) unavailable(app *tenants.App, err error) error {
+	s.log.Error("channel query failed", "app", app.ID, "err", err)
+	return &Error{fiber.StatusServiceUnavailable, "channel information is temporarily unavailable, retry"}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

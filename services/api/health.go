@@ -1,0 +1,64 @@
+package api
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/heraldrt/herald/billing"
+	"github.com/heraldrt/herald/services/gateway"
+)
+
+// Stats is what the health and metrics endpoints read from the node.
+type Stats interface {
+	Stats() gateway.Stats
+	Meter() *billing.Meter
+}
+
+// HealthRoutes registers /healthz (the process is alive), /readyz (its
+// backends are reachable: the embedded backends always are) and /metrics
+// (Prometheus text format).
+func HealthRoutes(r fiber.Router, stats Stats) {
+	r.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	r.Get("/readyz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"ready": true}) })
+	r.Get("/metrics", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, "text/plain; version=0.0.4")
+		return c.SendString(metrics(stats))
+	})
+}
+
+// metrics renders the node's counters. Labels are app ids only: channel and
+// user names never become labels, so cardinality stays bounded and no
+// tenant data leaks into monitoring.
+func metrics(stats Stats) string {
+	var b strings.Builder
+	s := stats.Stats()
+	gauge := func(name, help string, v any) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s %v\n", name, help, name, name, v)
+	}
+	counter := func(name, help string, v any) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s counter\n%s %v\n", name, help, name, name, v)
+	}
+	gauge("herald_connections", "Open client connections on this node.", s.Connections)
+	counter("herald_slow_consumers_total", "Connections closed because their queue overflowed.", s.SlowConsumers)
+	counter("herald_panics_total", "Connection handler panics recovered.", s.Panics)
+	usage := stats.Meter().Snapshot()
+	slices.SortFunc(usage, func(a, b billing.Usage) int { return strings.Compare(a.AppID, b.AppID) })
+	perApp := []struct {
+		name, kind, help string
+		value            func(billing.Usage) any
+	}{
+		{"herald_app_connections", "gauge", "Open connections per app.", func(u billing.Usage) any { return u.Connections }},
+		{"herald_app_published_total", "counter", "Channel publishes accepted per app.", func(u billing.Usage) any { return u.Published }},
+		{"herald_app_delivered_total", "counter", "Messages handed to connections per app.", func(u billing.Usage) any { return u.Delivered }},
+	}
+	for _, m := range perApp {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", m.name, m.help, m.name, m.kind)
+		for _, u := range usage {
+			fmt.Fprintf(&b, "%s{app=%q} %v\n", m.name, u.AppID, m.value(u))
+		}
+	}
+	return b.String()
+}

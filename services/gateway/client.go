@@ -1,0 +1,204 @@
+package gateway
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldrt/herald/services/presence"
+	"github.com/heraldrt/herald/tenants"
+)
+
+// Client is one connection. Fields marked "reader" belong to the
+// connection's reader goroutine; the rest are guarded as noted.
+type Client struct {
+	node      *Node
+	app       *tenants.App // the app as of connect time
+	socketID  string
+	transport Transport
+
+	// lastSeen is the unix-nanosecond time of the last inbound frame, read
+	// by the liveness sweeper; pinged is set when the sweeper has sent a
+	// pusher:ping that is still unanswered.
+	lastSeen atomic.Int64
+	pinged   atomic.Bool
+
+	mu          sync.Mutex // guards the fields below
+	queue       [][]byte   // frames waiting for the writer
+	spare       [][]byte   // the writer's previous batch, reused
+	queuedBytes int
+	writing     bool // a writer goroutine is running
+	closing     bool // a close is pending after the queue drains
+	closed      bool // the transport is closed or broken
+	closeCode   int
+	closeReason string
+	userID      string // signed-in user, also read by the node's user index
+	writer      sync.WaitGroup
+
+	// reader
+	channels map[string]*subscription
+	userInfo []byte    // the signed-in user's user_info
+	tokens   float64   // client-event token bucket
+	refilled time.Time // last refill of tokens
+}
+
+// subscription is one client's membership of one channel. idx is its
+// position in the channel's subscriber slice, maintained by the hub under
+// the shard lock.
+type subscription struct {
+	client   *Client
+	channel  string
+	idx      int
+	member   *presence.Member // presence channels only
+	accepted bool             // subscription_succeeded was sent
+}
+
+// SocketID returns the connection's socket id.
+func (c *Client) SocketID() string { return c.socketID }
+
+// Enqueue queues frame for the client. It never blocks. frame is shared with
+// other clients and must not be modified afterwards. If the queue is over its
+// bounds the client is a slow consumer and is closed with 4100, so that it
+// reconnects rather than holding memory or slowing anyone else.
+func (c *Client) Enqueue(frame []byte) bool {
+	c.mu.Lock()
+	if c.closed || c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	if len(c.queue) >= c.node.cfg.QueueFrames || c.queuedBytes+len(frame) > c.node.cfg.QueueBytes {
+		c.node.slowConsumers.Add(1)
+		c.startCloseLocked(4100, "slow consumer: too many unsent messages")
+		c.mu.Unlock()
+		return false
+	}
+	c.queue = append(c.queue, frame)
+	c.queuedBytes += len(frame)
+	c.startWriterLocked()
+	c.mu.Unlock()
+	return true
+}
+
+// Close asks the writer to send what is queued, then close the connection
+// with code. Only the first close takes effect.
+func (c *Client) Close(code int, reason string) {
+	c.mu.Lock()
+	c.startCloseLocked(code, reason)
+	c.mu.Unlock()
+}
+
+func (c *Client) startCloseLocked(code int, reason string) {
+	if c.closing || c.closed {
+		return
+	}
+	c.closing, c.closeCode, c.closeReason = true, code, reason
+	c.startWriterLocked()
+}
+
+func (c *Client) startWriterLocked() {
+	if c.writing {
+		return
+	}
+	c.writing = true
+	c.writer.Add(1)
+	go c.write()
+}
+
+// write drains the queue, one transport write per batch, until it is empty;
+// then it performs a pending close and exits.
+func (c *Client) write() {
+	defer c.writer.Done()
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		if len(c.queue) == 0 {
+			c.writing = false
+			if !c.closing {
+				c.mu.Unlock()
+				return
+			}
+			c.closed = true
+			code, reason := c.closeCode, c.closeReason
+			c.mu.Unlock()
+			_ = c.transport.Close(code, reason)
+			return
+		}
+		batch := c.queue
+		c.queue, c.spare = c.spare[:0], nil
+		c.queuedBytes = 0
+		c.mu.Unlock()
+
+		err := c.transport.WriteMany(batch)
+		clear(batch) // drop references so shared frames can be collected
+
+		c.mu.Lock()
+		if cap(batch) <= maxIdleQueue {
+			c.spare = batch[:0]
+		}
+		if err != nil {
+			c.closed = true
+			c.writing = false
+			c.queue = nil
+			c.mu.Unlock()
+			_ = c.transport.Close(CloseAbort, "")
+			return
+		}
+		c.mu.Unlock()
+	}
+}
+
+// maxIdleQueue bounds the queue capacity a connection keeps between bursts,
+// so that one burst does not pin memory on an idle connection.
+const maxIdleQueue = 64
+
+// shutdown is called by the reader when the connection has ended. A close
+// already asked for (a protocol error, a terminate) is still sent; otherwise
+// the transport is aborted, which also ends a write in progress. It waits for
+// the writer, so nothing touches the transport afterwards.
+func (c *Client) shutdown() {
+	c.mu.Lock()
+	graceful := c.closing && !c.closed
+	if !graceful {
+		c.closed = true
+		c.queue, c.spare = nil, nil
+	}
+	c.mu.Unlock()
+	if !graceful {
+		_ = c.transport.Close(CloseAbort, "")
+	}
+	c.writer.Wait()
+}
+
+// CloseAbort asks a Transport to drop the connection at once, without a
+// close frame. Unlike other codes it may be used concurrently with
+// WriteMany, to end a write in progress.
+const CloseAbort = 1006
+
+// signedInUser returns the signed-in user id, or "".
+func (c *Client) signedInUser() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.userID
+}
+
+// allowClientEvent takes a token from the client-event bucket: rate tokens
+// per second with a burst of rate.
+func (c *Client) allowClientEvent(now time.Time, rate int) bool {
+	if c.refilled.IsZero() {
+		c.tokens, c.refilled = float64(rate), now
+	}
+	c.tokens += now.Sub(c.refilled).Seconds() * float64(rate)
+	if c.tokens > float64(rate) {
+		c.tokens = float64(rate)
+	}
+	c.refilled = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}

@@ -1,0 +1,119 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/heraldrt/herald/services/protocol"
+	"github.com/heraldrt/herald/tenants"
+)
+
+// Refusal is why a new connection is refused: a Pusher error code (sent as
+// the first frame and as the close code) and a message.
+type Refusal struct {
+	Code    int
+	Message string
+}
+
+func (r *Refusal) Error() string { return fmt.Sprintf("%d: %s", r.Code, r.Message) }
+
+// Connect admits a connection for app key asking for protocol version
+// version (the raw query value). On success the client has been sent
+// pusher:connection_established; the caller must run its reader and call
+// Disconnect when it ends. On refusal nothing was written.
+func (n *Node) Connect(ctx context.Context, key, version string, t Transport) (*Client, error) {
+	if n.closing.Load() {
+		return nil, &Refusal{protocol.CodeReconnect, "server shutting down, reconnect to another node"}
+	}
+	switch version {
+	case "5", "6", "7":
+	case "":
+		return nil, &Refusal{protocol.CodeNoProtocol, "no protocol version supplied"}
+	default:
+		return nil, &Refusal{protocol.CodeUnsupportedProtocol, "unsupported protocol version " + truncate(version, 16) + "; use 7"}
+	}
+	app, err := n.apps.AppByKey(ctx, key)
+	if errors.Is(err, tenants.ErrNotFound) {
+		return nil, &Refusal{protocol.CodeAppNotFound, "could not find app by key " + truncate(key, 64)}
+	}
+	if err != nil {
+		n.log.Error("app lookup failed", "err", err)
+		return nil, &Refusal{protocol.CodeOverCapacity, "temporarily unavailable, retry"}
+	}
+	if !app.Enabled {
+		return nil, &Refusal{protocol.CodeAppDisabled, "app is disabled"}
+	}
+	if open := n.meter.Connected(app.ID); app.Settings.Limits.MaxConnections > 0 && open > int64(app.Settings.Limits.MaxConnections) {
+		n.meter.Disconnected(app.ID)
+		return nil, &Refusal{protocol.CodeOverQuota, fmt.Sprintf("app is over its connection quota (max_connections %d)", app.Settings.Limits.MaxConnections)}
+	}
+	c := &Client{node: n, app: app, socketID: newSocketID(), transport: t, channels: map[string]*subscription{}}
+	c.lastSeen.Store(time.Now().UnixNano())
+	n.mu.Lock()
+	n.clients[c] = struct{}{}
+	n.mu.Unlock()
+	established := fmt.Appendf(nil, `{"socket_id":%q,"activity_timeout":%d}`, c.socketID, int(n.cfg.ActivityTimeout.Seconds()))
+	c.Enqueue(protocol.AppendEvent(nil, "pusher:connection_established", "", established, ""))
+	return c, nil
+}
+
+// RefusalFrame encodes the pusher:error frame that announces a refusal.
+func RefusalFrame(r *Refusal) []byte { return protocol.AppendError(nil, r.Code, r.Message) }
+
+// Serve runs the protocol for frames read by next until next fails, then
+// disconnects c. A panic in a handler is recovered, counted and logged, and
+// closes only this connection.
+func (n *Node) Serve(c *Client, next func() ([]byte, error)) {
+	defer n.disconnect(c)
+	defer func() {
+		if r := recover(); r != nil {
+			n.panics.Add(1)
+			n.log.Error("panic in connection handler", "app", c.app.ID, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.Close(protocol.CloseInternalServer, "internal error")
+		}
+	}()
+	for {
+		frame, err := next()
+		if err != nil {
+			return
+		}
+		c.lastSeen.Store(time.Now().UnixNano())
+		c.pinged.Store(false)
+		n.handleFrame(c, frame)
+	}
+}
+
+// disconnect ends c: the writer is stopped, every subscription is removed
+// (with member_removed and channel_vacated where due) and the node forgets
+// the client.
+func (n *Node) disconnect(c *Client) {
+	c.shutdown()
+	for _, s := range c.channels {
+		n.unsubscribe(c, s)
+	}
+	n.mu.Lock()
+	delete(n.clients, c)
+	if c.userID != "" {
+		n.removeUserLocked(c)
+	}
+	n.mu.Unlock()
+	n.meter.Disconnected(c.app.ID)
+}
+
+func (n *Node) removeUserLocked(c *Client) {
+	k := userKey{c.app.ID, c.userID}
+	delete(n.users[k], c)
+	if len(n.users[k]) == 0 {
+		delete(n.users, k)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

@@ -1,0 +1,420 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"time"
+
+	"github.com/heraldrt/herald/authz"
+	"github.com/heraldrt/herald/services/broker"
+	"github.com/heraldrt/herald/services/presence"
+	"github.com/heraldrt/herald/services/protocol"
+)
+
+// Presence and sign-in limits from Pusher's documentation.
+const (
+	maxUserIDLength = 128
+	maxUserInfo     = 1024
+	maxWatchlist    = 100
+)
+
+var (
+	pongFrame = []byte(`{"event":"pusher:pong","data":"{}"}`)
+)
+
+// handleFrame runs one client frame. Every rejection is answered with the
+// protocol's error and leaves the connection open.
+func (n *Node) handleFrame(c *Client, raw []byte) {
+	var f protocol.Frame
+	if err := protocol.DecodeFrame(raw, &f); err != nil {
+		c.sendError(0, "invalid message: "+err.Error())
+		return
+	}
+	switch string(f.Event) {
+	case "pusher:ping":
+		c.Enqueue(pongFrame)
+	case "pusher:pong":
+		// Liveness was recorded when the frame arrived.
+	case "pusher:subscribe":
+		n.handleSubscribe(c, f.Data)
+	case "pusher:unsubscribe":
+		n.handleUnsubscribe(c, f.Data)
+	case "pusher:signin":
+		n.handleSignin(c, f.Data)
+	default:
+		if bytes.HasPrefix(f.Event, []byte("client-")) {
+			n.handleClientEvent(c, &f)
+			return
+		}
+		c.sendError(0, "unsupported event "+truncate(string(f.Event), 64))
+	}
+}
+
+func (c *Client) sendError(code int, msg string) {
+	c.Enqueue(protocol.AppendError(nil, code, msg))
+}
+
+// rejectSubscription reports a refused subscription the way hosted Pusher
+// and pusher-js expect: a connection-level pusher:error without a code, and
+// a pusher:subscription_error on the channel for its handlers.
+func (c *Client) rejectSubscription(channel string, status int, msg string) {
+	c.sendError(0, msg)
+	data, _ := json.Marshal(struct {
+		Type   string `json:"type"`
+		Error  string `json:"error"`
+		Status int    `json:"status"`
+	}{"AuthError", msg, status})
+	c.Enqueue(protocol.AppendEvent(nil, "pusher:subscription_error", channel, data, ""))
+}
+
+func (n *Node) handleSubscribe(c *Client, data []byte) {
+	var d protocol.AuthData
+	if err := protocol.DecodeAuthData(data, &d); err != nil || len(d.Channel) == 0 {
+		c.sendError(0, "pusher:subscribe needs data {\"channel\",\"auth\"?,\"channel_data\"?}")
+		return
+	}
+	channel := string(d.Channel)
+	if !protocol.ValidChannelName(channel) {
+		c.rejectSubscription(channel, 400, fmt.Sprintf("invalid channel name %q: use 1 to %d characters of A-Z a-z 0-9 _ - = @ , . ;", truncate(channel, 200), protocol.MaxChannelNameLength))
+		return
+	}
+	if s, ok := c.channels[channel]; ok {
+		// pusher-js never repeats a subscribe; answer success again without
+		// a second membership.
+		n.sendSubscribed(c, s)
+		return
+	}
+	if limit := c.app.Settings.Limits.MaxChannelsPerConnection; len(c.channels) >= limit {
+		c.rejectSubscription(channel, 429, fmt.Sprintf("subscription limit reached: at most %d channels per connection", limit))
+		return
+	}
+	s := &subscription{client: c, channel: channel}
+	kind := protocol.KindOf(channel)
+	switch kind {
+	case protocol.Private, protocol.PrivateEncrypted:
+		if err := authz.VerifyChannelToken(c.app, d.Auth, c.socketID, d.Channel, d.ChannelData, d.HasChannelData); err != nil {
+			c.rejectSubscription(channel, 401, tokenMessage(err, channel))
+			return
+		}
+	case protocol.Presence:
+		m, msg := n.presenceMember(c, &d)
+		if msg != "" {
+			c.rejectSubscription(channel, 401, msg)
+			return
+		}
+		s.member = m
+	case protocol.ServerToUser:
+		id, _ := protocol.ServerToUserID(channel)
+		if user := c.signedInUser(); user == "" || user != id {
+			c.rejectSubscription(channel, 403, "a #server-to-user- channel needs a connection signed in as that user")
+			return
+		}
+	}
+
+	c.channels[channel] = s
+	if n.hub.add(c.app.ID, s) {
+		if err := n.brokerCall(func(ctx context.Context) error { return n.broker.Subscribe(ctx, c.app.ID, channel) }); err != nil {
+			n.log.Error("broker subscribe failed", "app", c.app.ID, "err", err)
+			n.dropSubscription(c, s)
+			c.rejectSubscription(channel, 503, "temporarily unable to subscribe, retry")
+			return
+		}
+		n.events.ChannelOccupied(c.app.ID, channel)
+	}
+	if s.member != nil {
+		first, err := n.joinPresence(c, s)
+		if err != nil {
+			n.dropSubscription(c, s)
+			if errors.Is(err, presence.ErrFull) {
+				c.rejectSubscription(channel, 403, fmt.Sprintf("presence channel is full: at most %d members", c.app.Settings.Limits.MaxPresenceMembers))
+			} else {
+				n.log.Error("presence join failed", "app", c.app.ID, "err", err)
+				c.rejectSubscription(channel, 503, "temporarily unable to join the presence channel, retry")
+			}
+			return
+		}
+		if first {
+			data, _ := json.Marshal(memberJSON{UserID: s.member.UserID, UserInfo: s.member.UserInfo})
+			n.publishInternal(c.app.ID, channel, "pusher_internal:member_added", data, c.socketID)
+			n.events.MemberAdded(c.app.ID, channel, s.member.UserID)
+		}
+	}
+	n.sendSubscribed(c, s)
+}
+
+func tokenMessage(err error, channel string) string {
+	return fmt.Sprintf("invalid auth for channel %q: %v", channel, err)
+}
+
+type memberJSON struct {
+	UserID   string          `json:"user_id"`
+	UserInfo json.RawMessage `json:"user_info,omitempty"`
+}
+
+// presenceMember verifies a presence subscription and returns the member,
+// or a message saying why it is refused. The member comes from the signed
+// channel_data, or, without channel_data, from the signed-in user.
+func (n *Node) presenceMember(c *Client, d *protocol.AuthData) (*presence.Member, string) {
+	channel := string(d.Channel)
+	if !d.HasChannelData {
+		user := c.signedInUser()
+		if user == "" {
+			return nil, "a presence subscription needs channel_data, or a connection signed in first"
+		}
+		if err := authz.VerifyChannelToken(c.app, d.Auth, c.socketID, d.Channel, nil, false); err != nil {
+			return nil, tokenMessage(err, channel)
+		}
+		return &presence.Member{UserID: user, UserInfo: c.userInfo}, ""
+	}
+	if err := authz.VerifyChannelToken(c.app, d.Auth, c.socketID, d.Channel, d.ChannelData, true); err != nil {
+		return nil, tokenMessage(err, channel)
+	}
+	var cd struct {
+		UserID   json.RawMessage `json:"user_id"`
+		UserInfo json.RawMessage `json:"user_info"`
+	}
+	if err := json.Unmarshal(d.ChannelData, &cd); err != nil {
+		return nil, "channel_data must be a JSON object with user_id"
+	}
+	id, ok := userIDString(cd.UserID)
+	if !ok || id == "" || len(id) > maxUserIDLength {
+		return nil, fmt.Sprintf("channel_data.user_id must be a non-empty string or number of at most %d characters", maxUserIDLength)
+	}
+	if len(cd.UserInfo) > maxUserInfo {
+		return nil, fmt.Sprintf("channel_data.user_info is over %d bytes", maxUserInfo)
+	}
+	if string(cd.UserInfo) == "null" {
+		cd.UserInfo = nil
+	}
+	return &presence.Member{UserID: id, UserInfo: cd.UserInfo}, ""
+}
+
+// userIDString accepts a user id given as a JSON string or number (Pusher
+// allows numeric ids such as 10) and returns its string form.
+func userIDString(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, true
+	}
+	var num json.Number
+	if json.Unmarshal(raw, &num) == nil {
+		return num.String(), true
+	}
+	return "", false
+}
+
+func (n *Node) joinPresence(c *Client, s *subscription) (bool, error) {
+	var first bool
+	err := n.brokerCall(func(ctx context.Context) error {
+		var err error
+		first, err = n.presence.Join(ctx, c.app.ID, s.channel, c.socketID, *s.member, c.app.Settings.Limits.MaxPresenceMembers)
+		return err
+	})
+	return first, err
+}
+
+// sendSubscribed confirms a subscription; presence channels get the member
+// list, which includes the subscriber.
+func (n *Node) sendSubscribed(c *Client, s *subscription) {
+	data := []byte("{}")
+	if s.member != nil {
+		var members []presence.Member
+		err := n.brokerCall(func(ctx context.Context) error {
+			var err error
+			members, err = n.presence.Members(ctx, c.app.ID, s.channel)
+			return err
+		})
+		if err != nil {
+			n.log.Error("presence members failed", "app", c.app.ID, "err", err)
+		}
+		data = presenceData(members)
+	}
+	s.accepted = true
+	c.Enqueue(protocol.AppendEvent(nil, "pusher_internal:subscription_succeeded", s.channel, data, ""))
+}
+
+func presenceData(members []presence.Member) []byte {
+	type presenceJSON struct {
+		IDs   []string                   `json:"ids"`
+		Hash  map[string]json.RawMessage `json:"hash"`
+		Count int                        `json:"count"`
+	}
+	p := presenceJSON{IDs: make([]string, 0, len(members)), Hash: make(map[string]json.RawMessage, len(members)), Count: len(members)}
+	for _, m := range members {
+		p.IDs = append(p.IDs, m.UserID)
+		info := m.UserInfo
+		if len(info) == 0 {
+			info = json.RawMessage("null")
+		}
+		p.Hash[m.UserID] = info
+	}
+	data, _ := json.Marshal(struct {
+		Presence presenceJSON `json:"presence"`
+	}{p})
+	return data
+}
+
+func (n *Node) handleUnsubscribe(c *Client, data []byte) {
+	var d protocol.AuthData
+	if err := protocol.DecodeAuthData(data, &d); err != nil || len(d.Channel) == 0 {
+		c.sendError(0, "pusher:unsubscribe needs data {\"channel\"}")
+		return
+	}
+	if s, ok := c.channels[string(d.Channel)]; ok {
+		n.unsubscribe(c, s)
+	}
+}
+
+// unsubscribe removes a subscription with everything it entails.
+func (n *Node) unsubscribe(c *Client, s *subscription) {
+	n.dropSubscription(c, s)
+	if s.member == nil {
+		return
+	}
+	var last bool
+	err := n.brokerCall(func(ctx context.Context) error {
+		var err error
+		last, err = n.presence.Leave(ctx, c.app.ID, s.channel, c.socketID, s.member.UserID)
+		return err
+	})
+	if err != nil {
+		n.log.Error("presence leave failed", "app", c.app.ID, "err", err)
+		return
+	}
+	if last {
+		data, _ := json.Marshal(memberJSON{UserID: s.member.UserID})
+		n.publishInternal(c.app.ID, s.channel, "pusher_internal:member_removed", data, c.socketID)
+		n.events.MemberRemoved(c.app.ID, s.channel, s.member.UserID)
+	}
+}
+
+// dropSubscription takes s out of the client and the hub, and out of the
+// broker when it was the channel's last local subscriber.
+func (n *Node) dropSubscription(c *Client, s *subscription) {
+	delete(c.channels, s.channel)
+	if !n.hub.remove(c.app.ID, s) {
+		return
+	}
+	n.events.ChannelVacated(c.app.ID, s.channel)
+	if err := n.brokerCall(func(ctx context.Context) error { return n.broker.Unsubscribe(ctx, c.app.ID, s.channel) }); err != nil {
+		n.log.Error("broker unsubscribe failed", "app", c.app.ID, "err", err)
+	}
+}
+
+func (n *Node) publishInternal(appID, channel, event string, data []byte, exclude string) {
+	err := n.brokerCall(func(ctx context.Context) error {
+		return n.broker.Publish(ctx, appID, channel, &broker.Publication{Event: event, Data: data, ExcludeSocketID: exclude})
+	})
+	if err != nil {
+		n.log.Error("broker publish failed", "app", appID, "event", event, "err", err)
+	}
+}
+
+func (n *Node) brokerCall(f func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.BrokerTimeout)
+	defer cancel()
+	return f(ctx)
+}
+
+func (n *Node) handleSignin(c *Client, data []byte) {
+	var d protocol.AuthData
+	if err := protocol.DecodeAuthData(data, &d); err != nil || d.UserData == nil {
+		c.sendError(0, "pusher:signin needs data {\"auth\",\"user_data\"}")
+		return
+	}
+	if err := authz.VerifyUserToken(c.app, d.Auth, c.socketID, d.UserData); err != nil {
+		c.sendError(0, "sign-in refused: "+err.Error())
+		return
+	}
+	var ud struct {
+		ID        json.RawMessage `json:"id"`
+		UserInfo  json.RawMessage `json:"user_info"`
+		Watchlist []string        `json:"watchlist"`
+	}
+	if err := json.Unmarshal(d.UserData, &ud); err != nil {
+		c.sendError(0, "sign-in refused: user_data must be a JSON object with a string id")
+		return
+	}
+	var id string
+	if json.Unmarshal(ud.ID, &id) != nil || id == "" || len(id) > maxUserIDLength {
+		c.sendError(0, fmt.Sprintf("sign-in refused: user_data.id must be a non-empty string of at most %d characters", maxUserIDLength))
+		return
+	}
+	if len(ud.UserInfo) > maxUserInfo {
+		c.sendError(0, fmt.Sprintf("sign-in refused: user_data.user_info is over %d bytes", maxUserInfo))
+		return
+	}
+	if current := c.signedInUser(); current != "" && current != id {
+		c.sendError(0, "sign-in refused: this connection is already signed in as another user")
+		return
+	}
+	c.mu.Lock()
+	c.userID = id
+	c.mu.Unlock()
+	c.userInfo = ud.UserInfo
+	n.mu.Lock()
+	k := userKey{c.app.ID, id}
+	if n.users[k] == nil {
+		n.users[k] = map[*Client]struct{}{}
+	}
+	n.users[k][c] = struct{}{}
+	n.mu.Unlock()
+	success, _ := json.Marshal(struct {
+		UserData string `json:"user_data"`
+	}{string(d.UserData)})
+	c.Enqueue(protocol.AppendEvent(nil, "pusher:signin_success", "", success, ""))
+	if len(ud.Watchlist) > maxWatchlist {
+		c.sendError(protocol.CodeWatchlistLimit, fmt.Sprintf("watchlist has more than %d user ids; the first %d were kept", maxWatchlist, maxWatchlist))
+	}
+}
+
+func (n *Node) handleClientEvent(c *Client, f *protocol.Frame) {
+	channel := string(f.Channel)
+	limits := c.app.Settings.Limits
+	switch {
+	case !c.app.Settings.Features.ClientEventsEnabled():
+		c.sendError(0, "Client event rejected - client events are not enabled for this app")
+		return
+	case len(f.Event) > protocol.MaxEventNameLength:
+		c.sendError(0, fmt.Sprintf("Client event rejected - event name is longer than %d characters", protocol.MaxEventNameLength))
+		return
+	case !protocol.KindOf(channel).AllowsClientEvents():
+		c.sendError(0, "Client event rejected - only supported on private and presence channels")
+		return
+	}
+	s, ok := c.channels[channel]
+	if !ok || !s.accepted {
+		c.sendError(0, "Client event rejected - not subscribed to channel "+truncate(channel, 200))
+		return
+	}
+	data := f.Data
+	if str, ok := protocol.StringValue(data); ok {
+		data = str
+	}
+	if len(data) > limits.MaxPayloadBytes {
+		c.sendError(0, fmt.Sprintf("Client event rejected - data is over %d bytes", limits.MaxPayloadBytes))
+		return
+	}
+	if !c.allowClientEvent(time.Now(), limits.ClientEventsPerSecond) {
+		c.sendError(protocol.CodeClientEventRateLimit, fmt.Sprintf("Client event rejected - rate limit of %d per second exceeded", limits.ClientEventsPerSecond))
+		return
+	}
+	pub := &broker.Publication{Event: string(f.Event), Data: bytes.Clone(data), ExcludeSocketID: c.socketID}
+	if s.member != nil {
+		pub.UserID = s.member.UserID
+	}
+	if err := n.brokerCall(func(ctx context.Context) error { return n.broker.Publish(ctx, c.app.ID, channel, pub) }); err != nil {
+		n.log.Error("broker publish failed", "app", c.app.ID, "err", err)
+		c.sendError(0, "Client event rejected - temporarily unavailable, retry")
+		return
+	}
+	n.meter.Published(c.app.ID, 1)
+	n.events.ClientEvent(c.app.ID, channel, pub.Event, pub.Data, c.socketID, pub.UserID)
+}

@@ -1,0 +1,329 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldrt/herald/billing"
+	"github.com/heraldrt/herald/services/broker"
+	"github.com/heraldrt/herald/services/presence"
+	"github.com/heraldrt/herald/services/protocol"
+	"github.com/heraldrt/herald/tenants"
+)
+
+// Config tunes a Node. A zero field means the default in its comment.
+type Config struct {
+	// ActivityTimeout is sent to clients as activity_timeout; after that
+	// long without a frame from a client the server pings it. Default 120 s.
+	ActivityTimeout time.Duration
+	// PongTimeout is how long a pinged client has to answer before it is
+	// closed with 4201. Default 30 s.
+	PongTimeout time.Duration
+	// QueueFrames and QueueBytes bound a connection's unsent frames; over
+	// either the client is closed with 4100. Defaults 1000 and 1 MiB.
+	QueueFrames int
+	QueueBytes  int
+	// MaxFrameBytes is the read limit for one inbound frame; a bigger frame
+	// closes the connection with 1009. Default 32 KiB.
+	MaxFrameBytes int
+	// BrokerTimeout bounds each broker and presence call. Default 2 s.
+	BrokerTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt := func(d *int, v int) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.ActivityTimeout, 120*time.Second)
+	def(&c.PongTimeout, 30*time.Second)
+	def(&c.BrokerTimeout, 2*time.Second)
+	defInt(&c.QueueFrames, 1000)
+	defInt(&c.QueueBytes, 1<<20)
+	defInt(&c.MaxFrameBytes, 32<<10)
+}
+
+// Node is one gateway: it owns the local connections and the hub, and is the
+// broker's Handler.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	apps     tenants.Store
+	broker   broker.Broker
+	presence presence.Store
+	meter    *billing.Meter
+	events   EventSink
+	hub      *hub
+
+	mu      sync.Mutex                       // guards clients and users
+	clients map[*Client]struct{}             // every open connection
+	users   map[userKey]map[*Client]struct{} // signed-in connections by user
+
+	slowConsumers atomic.Uint64
+	panics        atomic.Uint64
+	closing       atomic.Bool
+	stop          chan struct{}
+	sweeperDone   chan struct{}
+}
+
+type userKey struct{ appID, userID string }
+
+// Deps are a Node's backends.
+type Deps struct {
+	Apps     tenants.Store
+	Broker   broker.Broker
+	Presence presence.Store
+	Meter    *billing.Meter
+	Events   EventSink // nil: none
+	Log      *slog.Logger
+}
+
+var _ broker.Handler = (*Node)(nil)
+
+// NewNode returns a running node: it registers with the broker and starts
+// the liveness sweeper. Close stops it.
+func NewNode(cfg Config, d Deps) (*Node, error) {
+	cfg.setDefaults()
+	n := &Node{
+		cfg: cfg, log: d.Log, apps: d.Apps, broker: d.Broker, presence: d.Presence,
+		meter: d.Meter, events: d.Events, hub: newHub(),
+		clients: map[*Client]struct{}{}, users: map[userKey]map[*Client]struct{}{},
+		stop: make(chan struct{}), sweeperDone: make(chan struct{}),
+	}
+	if n.events == nil {
+		n.events = noEvents{}
+	}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	if n.meter == nil {
+		n.meter = &billing.Meter{}
+	}
+	if err := n.broker.Run(n); err != nil {
+		return nil, err
+	}
+	go n.sweep()
+	return n, nil
+}
+
+// Config returns the node's configuration with defaults filled in.
+func (n *Node) Config() Config { return n.cfg }
+
+// HandlePublication encodes pub once and enqueues the same bytes to every
+// local subscriber of the channel.
+func (n *Node) HandlePublication(appID, channel string, pub *broker.Publication) {
+	frame := protocol.AppendEvent(make([]byte, 0, 64+len(pub.Event)+len(channel)+len(pub.Data)+len(pub.Data)/8),
+		pub.Event, channel, pub.Data, pub.UserID)
+	delivered := n.hub.broadcast(appID, channel, frame, pub.ExcludeSocketID)
+	n.meter.Delivered(appID, delivered)
+}
+
+// HandleControl carries out a control message from any node.
+func (n *Node) HandleControl(c broker.Control) {
+	switch c.Kind {
+	case broker.TerminateUser:
+		n.mu.Lock()
+		conns := make([]*Client, 0, len(n.users[userKey{c.AppID, c.UserID}]))
+		for cl := range n.users[userKey{c.AppID, c.UserID}] {
+			conns = append(conns, cl)
+		}
+		n.mu.Unlock()
+		for _, cl := range conns {
+			cl.Enqueue(protocol.AppendError(nil, protocol.CodeUnauthorized, "connection terminated by the app"))
+			cl.Close(protocol.CodeUnauthorized, "terminated by the app")
+		}
+	}
+}
+
+// Publish publishes an event from the app's backend to one channel.
+func (n *Node) Publish(ctx context.Context, appID, channel string, pub *broker.Publication) error {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
+	defer cancel()
+	if err := n.broker.Publish(ctx, appID, channel, pub); err != nil {
+		return err
+	}
+	n.meter.Published(appID, 1)
+	return nil
+}
+
+// TerminateUser closes every connection signed in as userID, on every node.
+func (n *Node) TerminateUser(ctx context.Context, appID, userID string) error {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
+	defer cancel()
+	return n.broker.PublishControl(ctx, broker.Control{Kind: broker.TerminateUser, AppID: appID, UserID: userID})
+}
+
+// ChannelInfo describes one occupied channel.
+type ChannelInfo struct {
+	Name          string
+	Subscriptions int
+	Users         int // presence channels only
+}
+
+// Channels returns the app's occupied channels whose names start with
+// prefix, with their subscription counts and, if users is set, the user
+// counts of presence channels.
+func (n *Node) Channels(ctx context.Context, appID, prefix string, users bool) ([]ChannelInfo, error) {
+	counts := n.hub.channels(appID, prefix)
+	out := make([]ChannelInfo, 0, len(counts))
+	for _, c := range counts {
+		info := ChannelInfo{Name: c.Name, Subscriptions: c.Subscriptions}
+		if users && protocol.KindOf(c.Name) == protocol.Presence {
+			u, err := n.presenceCount(ctx, appID, c.Name)
+			if err != nil {
+				return nil, err
+			}
+			info.Users = u
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// Channel describes one channel; an unoccupied channel has zero counts.
+func (n *Node) Channel(ctx context.Context, appID, channel string) (ChannelInfo, error) {
+	info := ChannelInfo{Name: channel, Subscriptions: n.hub.count(appID, channel)}
+	if protocol.KindOf(channel) == protocol.Presence {
+		u, err := n.presenceCount(ctx, appID, channel)
+		if err != nil {
+			return info, err
+		}
+		info.Users = u
+	}
+	return info, nil
+}
+
+// Users returns the ids of a presence channel's members.
+func (n *Node) Users(ctx context.Context, appID, channel string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
+	defer cancel()
+	members, err := n.presence.Members(ctx, appID, channel)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = m.UserID
+	}
+	return ids, nil
+}
+
+func (n *Node) presenceCount(ctx context.Context, appID, channel string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
+	defer cancel()
+	return n.presence.Count(ctx, appID, channel)
+}
+
+// Stats are a node's live counters.
+type Stats struct {
+	Connections   int
+	SlowConsumers uint64
+	Panics        uint64
+}
+
+// Stats returns the node's live counters.
+func (n *Node) Stats() Stats {
+	n.mu.Lock()
+	conns := len(n.clients)
+	n.mu.Unlock()
+	return Stats{Connections: conns, SlowConsumers: n.slowConsumers.Load(), Panics: n.panics.Load()}
+}
+
+// Meter returns the node's usage meter.
+func (n *Node) Meter() *billing.Meter { return n.meter }
+
+// ErrShuttingDown refuses new connections while the node drains.
+var ErrShuttingDown = errors.New("node is shutting down")
+
+// Close asks every client to reconnect elsewhere (4200), waits up to ctx for
+// them to go, and stops the sweeper. New connections are refused meanwhile.
+func (n *Node) Close(ctx context.Context) error {
+	if n.closing.Swap(true) {
+		return nil
+	}
+	close(n.stop)
+	<-n.sweeperDone
+	n.mu.Lock()
+	conns := make([]*Client, 0, len(n.clients))
+	for c := range n.clients {
+		conns = append(conns, c)
+	}
+	n.mu.Unlock()
+	for _, c := range conns {
+		c.Close(protocol.CodeReconnect, "server shutting down")
+	}
+	for {
+		if n.Stats().Connections == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// newSocketID returns a socket id in the ^\d+\.\d+$ shape the official SDKs
+// require, from 64 random bits, so ids are unique across the cluster without
+// coordination.
+func newSocketID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	id := strconv.AppendUint(make([]byte, 0, 21), uint64(binary.BigEndian.Uint32(b[:4])), 10)
+	id = append(id, '.')
+	id = strconv.AppendUint(id, uint64(binary.BigEndian.Uint32(b[4:])), 10)
+	return string(id)
+}
+
+// sweep pings clients that have been silent for the activity timeout and
+// closes those that did not answer within the pong timeout. One goroutine
+// and one ticker serve every connection.
+func (n *Node) sweep() {
+	defer close(n.sweeperDone)
+	period := min(n.cfg.PongTimeout, n.cfg.ActivityTimeout) / 4
+	period = max(period, 50*time.Millisecond)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	ping := []byte(`{"event":"pusher:ping","data":"{}"}`)
+	var batch []*Client
+	for {
+		select {
+		case <-n.stop:
+			return
+		case now := <-t.C:
+			batch = batch[:0]
+			n.mu.Lock()
+			for c := range n.clients {
+				batch = append(batch, c)
+			}
+			n.mu.Unlock()
+			for _, c := range batch {
+				silent := now.Sub(time.Unix(0, c.lastSeen.Load()))
+				switch {
+				case c.pinged.Load() && silent > n.cfg.ActivityTimeout+n.cfg.PongTimeout:
+					c.Close(protocol.CodePongTimeout, "pong reply not received")
+				case !c.pinged.Load() && silent > n.cfg.ActivityTimeout:
+					c.pinged.Store(true)
+					c.Enqueue(ping)
+				}
+			}
+			clear(batch)
+		}
+	}
+}

@@ -1,0 +1,89 @@
+package presence
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Memory is the embedded presence store: one node only.
+type Memory struct {
+	mu       sync.Mutex
+	channels map[channelKey]map[string]*user // by user id
+}
+
+var _ Store = (*Memory)(nil)
+
+type channelKey struct{ appID, channel string }
+
+type user struct {
+	info  []byte
+	conns []string // connection ids, in join order
+}
+
+// NewMemory returns an empty store.
+func NewMemory() *Memory { return &Memory{channels: map[channelKey]map[string]*user{}} }
+
+func (m *Memory) Join(_ context.Context, appID, channel, connID string, mem Member, maxMembers int) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := channelKey{appID, channel}
+	users := m.channels[k]
+	if u, ok := users[mem.UserID]; ok {
+		if !slices.Contains(u.conns, connID) {
+			u.conns = append(u.conns, connID)
+		}
+		return false, nil
+	}
+	if maxMembers > 0 && len(users) >= maxMembers {
+		return false, ErrFull
+	}
+	if users == nil {
+		users = map[string]*user{}
+		m.channels[k] = users
+	}
+	users[mem.UserID] = &user{info: slices.Clone(mem.UserInfo), conns: []string{connID}}
+	return true, nil
+}
+
+func (m *Memory) Leave(_ context.Context, appID, channel, connID, userID string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := channelKey{appID, channel}
+	u, ok := m.channels[k][userID]
+	if !ok {
+		return false, nil
+	}
+	i := slices.Index(u.conns, connID)
+	if i < 0 {
+		return false, nil
+	}
+	u.conns = slices.Delete(u.conns, i, i+1)
+	if len(u.conns) > 0 {
+		return false, nil
+	}
+	delete(m.channels[k], userID)
+	if len(m.channels[k]) == 0 {
+		delete(m.channels, k)
+	}
+	return true, nil
+}
+
+func (m *Memory) Members(_ context.Context, appID, channel string) ([]Member, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	users := m.channels[channelKey{appID, channel}]
+	out := make([]Member, 0, len(users))
+	for id, u := range users {
+		out = append(out, Member{UserID: id, UserInfo: slices.Clone(u.info)})
+	}
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.UserID, b.UserID) })
+	return out, nil
+}
+
+func (m *Memory) Count(_ context.Context, appID, channel string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.channels[channelKey{appID, channel}]), nil
+}

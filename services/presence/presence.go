@@ -1,0 +1,38 @@
+package presence
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+)
+
+// ErrFull is returned by Join when a new user would exceed the channel's
+// member limit.
+var ErrFull = errors.New("presence channel is full")
+
+// Member is one user of a presence channel.
+type Member struct {
+	UserID string
+	// UserInfo is the raw JSON user_info from the signed channel data, or
+	// nil.
+	UserInfo json.RawMessage
+}
+
+// Store holds presence members. All methods are safe for concurrent use.
+type Store interface {
+	// Join records connection connID of member m in (appID, channel). It
+	// reports whether this is the user's first connection there (so
+	// member_added is due). If the user is new and the channel already has
+	// maxMembers users it returns ErrFull and records nothing. A connection
+	// joining twice is recorded once.
+	Join(ctx context.Context, appID, channel, connID string, m Member, maxMembers int) (first bool, err error)
+	// Leave removes connection connID of userID. It reports whether that
+	// was the user's last connection there (so member_removed is due).
+	// Leaving a channel one never joined is not an error.
+	Leave(ctx context.Context, appID, channel, connID, userID string) (last bool, err error)
+	// Members returns the distinct users of (appID, channel), ordered by
+	// user id, each with the user_info of its earliest connection.
+	Members(ctx context.Context, appID, channel string) ([]Member, error)
+	// Count returns the number of distinct users of (appID, channel).
+	Count(ctx context.Context, appID, channel string) (int, error)
+}

@@ -1,0 +1,63 @@
+package tenants
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// AppConfig is one entry of HERALD_APPS or --apps-file: an app with a single
+// key, in the JSON shape the management API uses for apps.
+type AppConfig struct {
+	ID       string   `json:"id"`
+	Key      string   `json:"key"`
+	Secret   Secret   `json:"secret"`
+	Name     string   `json:"name"`
+	Enabled  *bool    `json:"enabled,omitempty"`
+	Settings Settings `json:"settings"`
+}
+
+// ParseAppConfigs decodes a JSON array of AppConfig and validates every
+// entry. Unknown fields are rejected so that a typo in a limit's name is an
+// error rather than a silently ignored setting. Errors name the entry and
+// the field.
+func ParseAppConfigs(data []byte) ([]*App, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var entries []AppConfig
+	if err := dec.Decode(&entries); err != nil {
+		return nil, fmt.Errorf("apps must be a JSON array of {\"id\",\"key\",\"secret\",\"name\",\"enabled\",\"settings\"}: %v", err)
+	}
+	apps := make([]*App, 0, len(entries))
+	ids, keys := map[string]bool{}, map[string]bool{}
+	for i, e := range entries {
+		a := &App{ID: e.ID, Name: e.Name, Enabled: e.Enabled == nil || *e.Enabled,
+			Keys: []Key{{Key: e.Key, Secret: e.Secret}}, Settings: e.Settings}
+		if a.Name == "" {
+			a.Name = a.ID
+		}
+		if err := a.Validate(); err != nil {
+			return nil, fmt.Errorf("apps[%d]: %w", i, err)
+		}
+		if ids[a.ID] {
+			return nil, fmt.Errorf("apps[%d]: id %q is listed twice", i, a.ID)
+		}
+		if keys[e.Key] {
+			return nil, fmt.Errorf("apps[%d]: key %q is listed twice", i, e.Key)
+		}
+		ids[a.ID], keys[e.Key] = true, true
+		apps = append(apps, a)
+	}
+	return apps, nil
+}
+
+// PutApps stores every app in order and stops at the first error.
+func PutApps(ctx context.Context, s Store, apps []*App) error {
+	for _, a := range apps {
+		if err := s.PutApp(ctx, a); err != nil {
+			return fmt.Errorf("app %s: %w", a.ID, err)
+		}
+	}
+	return nil
+}
