@@ -34,6 +34,7 @@ type Client struct {
 	closeReason string
 	userID      string // signed-in user, also read by the node's user index
 	writer      sync.WaitGroup
+	writeFn     func() // c.write, bound once so starting a writer allocates nothing
 
 	// reader
 	channels map[string]*subscription
@@ -72,6 +73,9 @@ func (c *Client) Enqueue(frame []byte) bool {
 		c.mu.Unlock()
 		return false
 	}
+	if c.queue == nil {
+		c.queue = make([][]byte, 0, initialQueue)
+	}
 	c.queue = append(c.queue, frame)
 	c.queuedBytes += len(frame)
 	c.startWriterLocked()
@@ -101,7 +105,7 @@ func (c *Client) startWriterLocked() {
 	}
 	c.writing = true
 	c.writer.Add(1)
-	go c.write()
+	go c.writeFn()
 }
 
 // write drains the queue, one transport write per batch, until it is empty;
@@ -150,6 +154,10 @@ func (c *Client) write() {
 		c.mu.Unlock()
 	}
 }
+
+// initialQueue is the capacity a queue starts with: enough that a burst
+// rarely grows it, small enough to keep per-connection memory low.
+const initialQueue = 8
 
 // maxIdleQueue bounds the queue capacity a connection keeps between bursts,
 // so that one burst does not pin memory on an idle connection.

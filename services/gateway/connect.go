@@ -51,6 +51,7 @@ func (n *Node) Connect(ctx context.Context, key, version string, t Transport) (*
 		return nil, &Refusal{protocol.CodeOverQuota, fmt.Sprintf("app is over its connection quota (max_connections %d)", app.Settings.Limits.MaxConnections)}
 	}
 	c := &Client{node: n, app: app, socketID: newSocketID(), transport: t, channels: map[string]*subscription{}}
+	c.writeFn = c.write
 	c.lastSeen.Store(time.Now().UnixNano())
 	n.mu.Lock()
 	n.clients[c] = struct{}{}

@@ -1,0 +1,45 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/heraldrt/herald/services/broker"
+)
+
+// BenchmarkFanout publishes one event to a channel with 1, 100 and 1,000
+// local subscribers on fake transports. Allocations per publish must not
+// grow with the number of subscribers: the frame is encoded once and the
+// same bytes are queued to everyone.
+func BenchmarkFanout(b *testing.B) {
+	for _, subs := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("subscribers=%d", subs), func(b *testing.B) {
+			n := testNode(b, Config{QueueFrames: 1 << 20, QueueBytes: 1 << 30}, testApp(b, "1", "key"))
+			conns := make([]*conn, subs)
+			for i := range conns {
+				conns[i] = connect(b, n, "key")
+				conns[i].t.discard = true
+				conns[i].send(`{"event":"pusher:subscribe","data":{"channel":"bench"}}`)
+			}
+			for n.hub.count("1", "bench") < subs {
+				time.Sleep(time.Millisecond)
+			}
+			pub := &broker.Publication{Event: "ev", Data: []byte(`{"message":"hello world, this is a one hundred byte payload for the fan-out benchmark.."}`)}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := n.Publish(ctx, "1", "bench", pub); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N*subs)/b.Elapsed().Seconds(), "deliveries/s")
+			for _, cn := range conns {
+				cn.hangUp()
+			}
+		})
+	}
+}
