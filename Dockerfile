@@ -1,0 +1,12 @@
+# Builds the single herald binary into a minimal image.
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -o /herald ./cmd/herald
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /herald /herald
+EXPOSE 6001
+ENTRYPOINT ["/herald", "serve"]
