@@ -141,7 +141,8 @@ func StringToSign(method, path string, query url.Values) string {
 func SignRequest(key tenants.Key, method, path string, params url.Values, body []byte, now time.Time) string {
 	q := url.Values{}
 	for k, vs := range params {
-		q[strings.ToLower(k)] = vs
+		lk := strings.ToLower(k)
+		q[lk] = append(q[lk], vs...) // "Info" and "info" are both kept
 	}
 	q.Set("auth_key", key.Key)
 	q.Set("auth_timestamp", strconv.FormatInt(now.Unix(), 10))

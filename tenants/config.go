@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 )
 
 // AppConfig is one entry of HERALD_APPS or --apps-file: an app with a single
@@ -28,6 +29,10 @@ func ParseAppConfigs(data []byte) ([]*App, error) {
 	var entries []AppConfig
 	if err := dec.Decode(&entries); err != nil {
 		return nil, fmt.Errorf("apps must be a JSON array of {\"id\",\"key\",\"secret\",\"name\",\"enabled\",\"settings\"}: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		// A second array (or any text) after the first would be ignored.
+		return nil, fmt.Errorf("apps: unexpected data after the JSON array")
 	}
 	apps := make([]*App, 0, len(entries))
 	ids, keys := map[string]bool{}, map[string]bool{}

@@ -55,6 +55,10 @@ func (m *MemoryStore) Apps(context.Context) ([]*App, error) {
 func (m *MemoryStore) PutApp(_ context.Context, app *App) error {
 	a := *app
 	a.Keys = slices.Clone(app.Keys)
+	if p := app.Settings.Features.ClientEvents; p != nil {
+		on := *p // the caller's pointer must not reach the stored app
+		a.Settings.Features.ClientEvents = &on
+	}
 	if err := a.Validate(); err != nil {
 		return err
 	}
