@@ -164,3 +164,14 @@ func TestSecret_Unmarshal(t *testing.T) {
 		t.Errorf("round trip gives %q, %v", back.Reveal(), err)
 	}
 }
+
+// fmt cannot call methods on unexported fields, so it prints them raw; the
+// secret must still not appear.
+func TestSecret_SEC3_UnexportedField(t *testing.T) {
+	holder := struct{ s Secret }{NewSecret(canary)}
+	for _, verb := range []string{"%v", "%+v", "%#v"} {
+		if got := fmt.Sprintf(verb, holder); strings.Contains(got, canary) {
+			t.Errorf("Sprintf(%s) of a struct with an unexported Secret leaks it: %s", verb, got)
+		}
+	}
+}
