@@ -46,14 +46,9 @@ type Request struct {
 // the sorted, decoded query under the secret of auth_key. It returns the
 // decoded query, the only view of it a handler should read.
 func VerifyRequest(app *tenants.App, r Request, now time.Time, window time.Duration) (url.Values, error) {
-	query, err := url.ParseQuery(r.RawQuery)
+	lower, err := parseQuery(r.RawQuery)
 	if err != nil {
-		return nil, restErr("malformed query string")
-	}
-	lower := make(url.Values, len(query))
-	for k, vs := range query {
-		lk := strings.ToLower(k)
-		lower[lk] = append(lower[lk], vs...)
+		return nil, err
 	}
 	for _, name := range []string{"auth_key", "auth_timestamp", "auth_version", "auth_signature"} {
 		switch len(lower[name]) {
@@ -100,6 +95,29 @@ func VerifyRequest(app *tenants.App, r Request, now time.Time, window time.Durat
 		return nil, ErrRESTSignature
 	}
 	return lower, nil
+}
+
+// parseQuery decodes a query string for signing: keys are lower-cased and
+// values percent-decoded. Unlike url.ParseQuery it accepts ';' (a valid
+// channel-name character that the SDKs send raw). It refuses a decoded key
+// containing '&' or '=' and a decoded value containing '&', because those
+// would make two different queries sign as the same string.
+func parseQuery(raw string) (url.Values, error) {
+	q := url.Values{}
+	for part := range strings.SplitSeq(raw, "&") {
+		if part == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		key, err1 := url.QueryUnescape(k)
+		value, err2 := url.QueryUnescape(v)
+		if err1 != nil || err2 != nil || strings.ContainsAny(key, "&=") || strings.Contains(value, "&") {
+			return nil, restErr("malformed query string")
+		}
+		key = strings.ToLower(key)
+		q[key] = append(q[key], value)
+	}
+	return q, nil
 }
 
 // StringToSign builds "METHOD\npath\nsorted query" from a decoded query with
