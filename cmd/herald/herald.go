@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -35,6 +36,9 @@ type Main struct {
 	http   *fiber.App
 	ln     net.Listener
 	served chan error
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Run loads the apps, starts the node and begins serving. It returns once
@@ -113,10 +117,19 @@ func (m *Main) loadApps() ([]*tenants.App, error) {
 		sources = append(sources, b)
 	}
 	var apps []*tenants.App
+	ids := map[string]bool{}
 	for _, src := range sources {
 		parsed, err := tenants.ParseAppConfigs(src)
 		if err != nil {
 			return nil, err
+		}
+		// ParseAppConfigs checks one source; an id given in both would
+		// otherwise silently replace the first app.
+		for _, a := range parsed {
+			if ids[a.ID] {
+				return nil, fmt.Errorf("app id %q is configured in both --apps and --apps-file", a.ID)
+			}
+			ids[a.ID] = true
 		}
 		apps = append(apps, parsed...)
 	}
@@ -124,8 +137,14 @@ func (m *Main) loadApps() ([]*tenants.App, error) {
 }
 
 // Close stops the node in order: clients are asked to reconnect elsewhere,
-// then the listener and the broker close.
+// then the listener and the broker close. Calling it again returns the
+// first call's result.
 func (m *Main) Close() error {
+	m.closeOnce.Do(func() { m.closeErr = m.close() })
+	return m.closeErr
+}
+
+func (m *Main) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 	defer cancel()
 	var errs []error

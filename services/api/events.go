@@ -15,12 +15,14 @@ import (
 
 // event is the body of POST /events and one item of a batch.
 type event struct {
-	Name     *string  `json:"name"`
-	Data     *string  `json:"data"`
-	Channels []string `json:"channels"`
-	Channel  *string  `json:"channel"`
-	SocketID string   `json:"socket_id"`
-	Info     string   `json:"info"`
+	Name     *string         `json:"name"`
+	Data     json.RawMessage `json:"data"`
+	Channels []string        `json:"channels"`
+	Channel  *string         `json:"channel"`
+	SocketID string          `json:"socket_id"`
+	Info     string          `json:"info"`
+
+	data string // Data decoded, set by validate
 }
 
 var socketIDPattern = regexp.MustCompile(`^\d+\.\d+$`)
@@ -38,10 +40,12 @@ func (e *event) validate(app *tenants.App, where string, batch bool) ([]string, 
 	if protocol.ReservedEvent(*e.Name) {
 		return nil, badRequest(where + "name must not start with pusher:, pusher_internal: or herald:")
 	}
-	if e.Data == nil {
-		return nil, badRequest(where + "data is required and must be a string (JSON-encode objects)")
+	var data string
+	if len(e.Data) == 0 || json.Unmarshal(e.Data, &data) != nil {
+		return nil, badRequest(where + "data is required and must be a string (JSON-encode objects first, as the Pusher SDKs do)")
 	}
-	if len(*e.Data) > limits.MaxPayloadBytes {
+	e.data = data
+	if len(data) > limits.MaxPayloadBytes {
 		return nil, &Error{fiber.StatusRequestEntityTooLarge, fmt.Sprintf("%sdata is over %d bytes", where, limits.MaxPayloadBytes)}
 	}
 	channels := e.Channels
@@ -172,7 +176,7 @@ func (s *Server) postBatchEvents(c *fiber.Ctx) error {
 }
 
 func (s *Server) publish(c *fiber.Ctx, app *tenants.App, e *event, channels []string) error {
-	pub := &broker.Publication{Event: *e.Name, Data: []byte(*e.Data), ExcludeSocketID: e.SocketID}
+	pub := &broker.Publication{Event: *e.Name, Data: []byte(e.data), ExcludeSocketID: e.SocketID}
 	for _, ch := range channels {
 		if err := s.gateway.Publish(c.UserContext(), app.ID, ch, pub); err != nil {
 			s.log.Error("publish failed", "app", app.ID, "err", err)

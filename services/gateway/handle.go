@@ -351,8 +351,10 @@ func (n *Node) handleSignin(c *Client, data []byte) {
 		c.sendError(0, fmt.Sprintf("sign-in refused: user_data.user_info is over %d bytes", maxUserInfo))
 		return
 	}
-	if current := c.signedInUser(); current != "" && current != id {
-		c.sendError(0, "sign-in refused: this connection is already signed in as another user")
+	if c.signedInUser() != "" {
+		// A connection is one user for its whole life (TOK-3); pusher-js
+		// signs in again only on a new connection.
+		c.sendError(0, "sign-in refused: this connection is already signed in")
 		return
 	}
 	c.mu.Lock()
