@@ -24,6 +24,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
+	PprofAddr       string
 }
 
 // envFlags registers flags whose defaults come from HERALD_* variables and
@@ -88,6 +89,7 @@ func (c *Config) flags(fs *flag.FlagSet) *envFlags {
 	e.Duration(&c.ShutdownTimeout, "shutdown-timeout", "HERALD_SHUTDOWN_TIMEOUT", 10*time.Second, "how long a stopping node waits for clients to leave")
 	e.String(&c.LogLevel, "log-level", "HERALD_LOG_LEVEL", "info", "log level: debug, info, warn or error")
 	e.String(&c.LogFormat, "log-format", "HERALD_LOG_FORMAT", "text", "log format: text or json")
+	e.String(&c.PprofAddr, "pprof-addr", "HERALD_PPROF_ADDR", "", "loopback address for Go's pprof profiler (off when empty; never expose it)")
 	return e
 }
 

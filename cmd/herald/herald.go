@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"time"
@@ -36,6 +38,8 @@ type Main struct {
 	http   *fiber.App
 	ln     net.Listener
 	served chan error
+
+	pprof *http.Server
 
 	closeOnce sync.Once
 	closeErr  error
@@ -82,6 +86,9 @@ func (m *Main) Run(ctx context.Context) error {
 		WriteTimeout:          10 * time.Second,
 		IdleTimeout:           60 * time.Second,
 		UnescapePath:          true,
+		// Hand the request buffer back before a WebSocket upgrade, or
+		// every connection would hold 8 KiB for its whole life.
+		ReduceMemoryUsage: true,
 	})
 	m.routes()
 
@@ -93,6 +100,31 @@ func (m *Main) Run(ctx context.Context) error {
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.http.Listener(m.ln) }()
 	m.Log.Info("listening", "addr", m.Addr, "apps", len(apps))
+	if m.Config.PprofAddr != "" {
+		if err := m.servePprof(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// servePprof serves the profiler on its own loopback listener, never on the
+// public one.
+func (m *Main) servePprof() error {
+	host, _, err := net.SplitHostPort(m.Config.PprofAddr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("pprof address %q must be a loopback address such as 127.0.0.1:6060", m.Config.PprofAddr)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	m.pprof = &http.Server{Addr: m.Config.PprofAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", m.Config.PprofAddr)
+	if err != nil {
+		return fmt.Errorf("pprof listener: %w", err)
+	}
+	go func() { _ = m.pprof.Serve(ln) }()
 	return nil
 }
 
@@ -161,6 +193,9 @@ func (m *Main) close() error {
 	}
 	if m.broker != nil {
 		errs = append(errs, m.broker.Close())
+	}
+	if m.pprof != nil {
+		errs = append(errs, m.pprof.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -27,9 +27,12 @@ type Client struct {
 	queue       [][]byte   // frames waiting for the writer
 	spare       [][]byte   // the writer's previous batch, reused
 	queuedBytes int
-	writing     bool // a writer goroutine is running
-	closing     bool // a close is pending after the queue drains
-	closed      bool // the transport is closed or broken
+	writing     bool              // a writer goroutine is running, or a flusher is writing
+	scheduled   bool              // on a flusher's dirty list
+	flusher     *flusher          // nil: the transport cannot write without blocking
+	nonBlocking NonBlockingWriter // the transport, when flusher is set
+	closing     bool              // a close is pending after the queue drains
+	closed      bool              // the transport is closed or broken
 	closeCode   int
 	closeReason string
 	userID      string // signed-in user, also read by the node's user index
@@ -99,27 +102,90 @@ func (c *Client) startCloseLocked(code int, reason string) {
 	c.startWriterLocked()
 }
 
+// startWriterLocked makes sure the queue will be written: by the client's
+// flusher on its next pass, or, for a transport that can only block (and for
+// a pending close), by a writer goroutine of its own.
 func (c *Client) startWriterLocked() {
-	if c.writing {
+	if c.writing || c.scheduled {
 		return
 	}
+	if c.flusher != nil && !c.closing {
+		c.scheduled = true
+		c.flusher.schedule(c)
+		return
+	}
+	c.startGoroutineLocked()
+}
+
+func (c *Client) startGoroutineLocked() {
 	c.writing = true
 	c.writer.Add(1)
 	go c.writeFn()
+}
+
+// flush is a flusher's turn at c: it hands the whole queue to the transport
+// in one non-blocking write. If the socket cannot take it all, a writer
+// goroutine finishes the job, so a slow client never holds up the flusher.
+func (c *Client) flush() {
+	c.mu.Lock()
+	c.scheduled = false
+	if c.closed || c.writing {
+		c.mu.Unlock()
+		return
+	}
+	if c.closing || len(c.queue) == 0 {
+		if c.closing {
+			c.startGoroutineLocked()
+		}
+		c.mu.Unlock()
+		return
+	}
+	batch := c.queue
+	c.queue, c.spare = c.spare[:0], nil
+	c.queuedBytes = 0
+	c.writing = true
+	c.writer.Add(1) // shutdown waits for this write too
+	c.mu.Unlock()
+	defer c.writer.Done()
+
+	flushed, err := c.nonBlocking.TryWriteMany(batch)
+	clear(batch)
+
+	c.mu.Lock()
+	if cap(batch) <= maxIdleQueue {
+		c.spare = batch[:0]
+	}
+	c.writing = false
+	switch {
+	case err != nil:
+		c.closed = true
+		c.queue = nil
+	case !flushed || c.closing:
+		c.startGoroutineLocked()
+	case len(c.queue) > 0:
+		c.scheduled = true
+		c.flusher.schedule(c)
+	}
+	c.mu.Unlock()
+	if err != nil {
+		_ = c.transport.Close(CloseAbort, "")
+	}
 }
 
 // write drains the queue, one transport write per batch, until it is empty;
 // then it performs a pending close and exits.
 func (c *Client) write() {
 	defer c.writer.Done()
-	for {
+	// The first pass writes even with an empty queue: the transport may
+	// hold bytes that a non-blocking attempt could not send.
+	for first := true; ; first = false {
 		c.mu.Lock()
 		if c.closed {
 			c.writing = false
 			c.mu.Unlock()
 			return
 		}
-		if len(c.queue) == 0 {
+		if len(c.queue) == 0 && !first {
 			c.writing = false
 			if !c.closing {
 				c.mu.Unlock()

@@ -52,6 +52,10 @@ func (n *Node) Connect(ctx context.Context, key, version string, t Transport) (*
 	}
 	c := &Client{node: n, app: app, socketID: newSocketID(), transport: t, channels: map[string]*subscription{}}
 	c.writeFn = c.write
+	if nb, ok := t.(NonBlockingWriter); ok {
+		c.nonBlocking = nb
+		c.flusher = n.flushers[n.nextFl.Add(1)%uint32(len(n.flushers))]
+	}
 	c.lastSeen.Store(time.Now().UnixNano())
 	n.mu.Lock()
 	n.clients[c] = struct{}{}

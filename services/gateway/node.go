@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,8 @@ type Node struct {
 	meter    *billing.Meter
 	events   EventSink
 	hub      *hub
+	flushers []*flusher
+	nextFl   atomic.Uint32
 
 	mu      sync.Mutex                       // guards clients and users
 	clients map[*Client]struct{}             // every open connection
@@ -105,6 +108,9 @@ func NewNode(cfg Config, d Deps) (*Node, error) {
 	}
 	if n.events == nil {
 		n.events = noEvents{}
+	}
+	for range runtime.GOMAXPROCS(0) {
+		n.flushers = append(n.flushers, newFlusher())
 	}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -265,6 +271,11 @@ func (n *Node) Close(ctx context.Context) error {
 	for _, c := range conns {
 		c.Close(protocol.CodeReconnect, "server shutting down")
 	}
+	defer func() {
+		for _, f := range n.flushers {
+			f.close()
+		}
+	}()
 	for {
 		if n.Stats().Connections == 0 {
 			return nil

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	fws "github.com/fasthttp/websocket"
@@ -41,13 +42,18 @@ func (n *Node) WebSocketHandler() fiber.Handler {
 		if !websocket.IsWebSocketUpgrade(c) {
 			return fiber.NewError(fiber.StatusUpgradeRequired, "this endpoint speaks the Pusher protocol over WebSocket: connect with ws://host/app/{key}?protocol=7")
 		}
+		// The upgraded connection is wrapped by fasthttp; keep the socket
+		// itself for non-blocking writes.
+		c.Locals(localRawConn, c.Context().Conn())
 		return upgrade(c)
 	}
 }
 
+const localRawConn = "herald.rawconn"
+
 func (n *Node) serveWebSocket(conn *websocket.Conn) {
 	conn.SetReadLimit(int64(n.cfg.MaxFrameBytes))
-	t := &wsTransport{conn: conn.Conn, nc: conn.NetConn()}
+	t := newWSTransport(conn.Conn, conn.Locals(localRawConn))
 	c, err := n.Connect(context.Background(), conn.Params("key"), conn.Query("protocol"), t)
 	if err != nil {
 		var r *Refusal
@@ -109,32 +115,109 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 	}
 }
 
-// wsTransport writes WebSocket frames straight to the connection: all queued
+// wsTransport writes WebSocket frames straight to the socket: all queued
 // frames are framed into one buffer and written with one system call. The
 // library's own writes (pong replies, the close after an oversized frame)
-// are single whole-frame writes too, and net.Conn serialises concurrent
-// Write calls, so frames never interleave.
+// are single whole-frame writes too, and the socket serialises concurrent
+// writes, so frames never interleave.
 type wsTransport struct {
-	conn *fws.Conn
-	nc   net.Conn
+	conn *fws.Conn       // for the close handshake only
+	nc   net.Conn        // the socket
+	rc   syscall.RawConn // the socket's descriptor; nil if not a plain socket
+
+	// pending holds framed bytes that a non-blocking write could not send;
+	// only the client's current writer touches it.
+	pending *[]byte
 }
 
 var _ Transport = (*wsTransport)(nil)
+var _ NonBlockingWriter = (*wsTransport)(nil)
 
-func (t *wsTransport) WriteMany(frames [][]byte) error {
-	buf := getBuffer()
-	defer putBuffer(buf)
-	b := (*buf)[:0]
+func newWSTransport(conn *fws.Conn, raw any) *wsTransport {
+	t := &wsTransport{conn: conn, nc: conn.NetConn()}
+	if nc, ok := raw.(net.Conn); ok {
+		t.nc = nc
+		if sc, ok := nc.(syscall.Conn); ok {
+			t.rc, _ = sc.SyscallConn()
+		}
+	}
+	return t
+}
+
+// frame appends frames, framed, to any pending bytes.
+func (t *wsTransport) frame(frames [][]byte) *[]byte {
+	buf := t.pending
+	t.pending = nil
+	if buf == nil {
+		buf = getBuffer()
+	}
+	b := *buf
 	for _, f := range frames {
 		b = appendTextFrameHeader(b, len(f))
 		b = append(b, f...)
 	}
 	*buf = b
+	return buf
+}
+
+func (t *wsTransport) WriteMany(frames [][]byte) error {
+	buf := t.frame(frames)
+	defer putBuffer(buf)
+	if len(*buf) == 0 {
+		return nil
+	}
 	if err := t.nc.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
 		return err
 	}
-	_, err := t.nc.Write(b)
+	_, err := t.nc.Write(*buf)
+	if err == nil && t.rc != nil {
+		// Clear the deadline, or a later non-blocking attempt would fail
+		// once it passes.
+		err = t.nc.SetWriteDeadline(time.Time{})
+	}
 	return err
+}
+
+func (t *wsTransport) TryWriteMany(frames [][]byte) (bool, error) {
+	if t.rc == nil {
+		return false, nil // the writer goroutine will send everything
+	}
+	buf := t.frame(frames)
+	b := *buf
+	written := 0
+	var werr error
+	err := t.rc.Write(func(fd uintptr) bool {
+		for written < len(b) {
+			n, err := syscall.Write(int(fd), b[written:])
+			if n > 0 {
+				written += n
+			}
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil {
+				if err != syscall.EAGAIN {
+					werr = err
+				}
+				break
+			}
+		}
+		return true // never wait for the socket: a flusher must not block
+	})
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		putBuffer(buf)
+		return false, err
+	}
+	if written == len(b) {
+		putBuffer(buf)
+		return true, nil
+	}
+	*buf = b[:copy(b, b[written:])]
+	t.pending = buf
+	return false, nil
 }
 
 func (t *wsTransport) Close(code int, reason string) error {
