@@ -25,11 +25,18 @@ type Key struct {
 // App is one tenant application.
 type App struct {
 	ID       string   `json:"id"`
+	TenantID string   `json:"tenant_id"`
 	Name     string   `json:"name"`
 	Enabled  bool     `json:"enabled"`
-	Keys     []Key    `json:"keys"`
+	Keys     []Key    `json:"-"` // active keys; listed through Store.Keys
 	Settings Settings `json:"settings"`
+	// Suspended is set by stores when the owning tenant is suspended.
+	Suspended bool `json:"suspended,omitempty"`
 }
+
+// Active reports whether the app may serve: it is enabled and its tenant
+// is not suspended.
+func (a *App) Active() bool { return a.Enabled && !a.Suspended }
 
 // SecretFor returns the secret of key if key belongs to the app.
 func (a *App) SecretFor(key string) (Secret, bool) {
@@ -49,6 +56,9 @@ func (a *App) PrimaryKey() Key { return a.Keys[0] }
 func (a *App) Validate() error {
 	if !validAppID(a.ID) {
 		return fmt.Errorf("%w: id %q must be 1 to 32 characters of [0-9a-z]", ErrInvalid, a.ID)
+	}
+	if a.TenantID != "" && !ValidTenantID(a.TenantID) {
+		return fmt.Errorf("%w: tenant_id %q must be 1 to 32 characters of [0-9a-z]", ErrInvalid, a.TenantID)
 	}
 	if len(a.Name) > 200 {
 		return fmt.Errorf("%w: name is longer than 200 characters", ErrInvalid)
@@ -106,13 +116,23 @@ func NewApp(name string) *App {
 		ID:      randomID(),
 		Name:    name,
 		Enabled: true,
-		Keys:    []Key{{Key: randomHex(10), Secret: NewSecret(randomHex(32))}},
+		Keys:    []Key{NewKey()},
 	}
 	if err := a.Validate(); err != nil {
 		panic(err) // generated values are valid by construction
 	}
 	return a
 }
+
+// NewKey returns a fresh key with a 32-byte random secret.
+func NewKey() Key { return Key{Key: randomHex(10), Secret: NewSecret(randomHex(32))} }
+
+// NewTenantID returns a fresh tenant id.
+func NewTenantID() string { return "t" + randomHex(6) }
+
+// ValidTenantID reports whether id can name a tenant: the same rule as app
+// ids.
+func ValidTenantID(id string) bool { return validAppID(id) }
 
 func randomHex(n int) string {
 	b := make([]byte, n)

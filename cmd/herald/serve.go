@@ -77,7 +77,7 @@ func printBanner(w io.Writer, m *Main) {
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "localhost"
 	}
-	apps, _ := m.apps.Apps(context.Background())
+	apps, _ := m.apps.Apps(context.Background(), "")
 	_ = banner.Execute(w, map[string]any{
 		"Host":     net.JoinHostPort(host, port),
 		"Hostname": strings.Trim(host, "[]"),

@@ -75,7 +75,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if !app.Enabled {
+	if !app.Active() {
 		return &Error{fiber.StatusForbidden, "app is disabled"}
 	}
 	c.Locals(localApp, app)

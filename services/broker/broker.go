@@ -27,6 +27,9 @@ type ControlKind uint8
 const (
 	// TerminateUser closes every connection signed in as UserID in AppID.
 	TerminateUser ControlKind = iota + 1
+	// InvalidateApp tells every node that AppID's app, keys or settings
+	// changed: drop cached copies and re-check open connections.
+	InvalidateApp
 )
 
 // Control is a message for every node of the cluster.
@@ -62,6 +65,9 @@ type Broker interface {
 	Unsubscribe(ctx context.Context, appID, channel string) error
 	// PublishControl delivers c to every node, this one included.
 	PublishControl(ctx context.Context, c Control) error
+	// Ready returns nil if the broker can deliver now, or an error saying
+	// why not (for /readyz). It must answer within ctx.
+	Ready(ctx context.Context) error
 	// Close stops delivery; later calls return ErrClosed.
 	Close() error
 }

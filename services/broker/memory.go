@@ -45,6 +45,12 @@ func (m *Memory) PublishControl(_ context.Context, c Control) error {
 	return nil
 }
 
+// Ready is always true for the in-process broker.
+func (m *Memory) Ready(context.Context) error {
+	_, err := m.live()
+	return err
+}
+
 func (m *Memory) Close() error {
 	m.closed.Store(true)
 	return nil

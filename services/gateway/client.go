@@ -14,6 +14,7 @@ import (
 type Client struct {
 	node      *Node
 	app       *tenants.App // the app as of connect time
+	key       string       // the app key the client connected with
 	socketID  string
 	transport Transport
 

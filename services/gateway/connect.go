@@ -43,14 +43,14 @@ func (n *Node) Connect(ctx context.Context, key, version string, t Transport) (*
 		n.log.Error("app lookup failed", "err", err)
 		return nil, &Refusal{protocol.CodeOverCapacity, "temporarily unavailable, retry"}
 	}
-	if !app.Enabled {
+	if !app.Active() {
 		return nil, &Refusal{protocol.CodeAppDisabled, "app is disabled"}
 	}
 	if open := n.meter.Connected(app.ID); app.Settings.Limits.MaxConnections > 0 && open > int64(app.Settings.Limits.MaxConnections) {
 		n.meter.Disconnected(app.ID)
 		return nil, &Refusal{protocol.CodeOverQuota, fmt.Sprintf("app is over its connection quota (max_connections %d)", app.Settings.Limits.MaxConnections)}
 	}
-	c := &Client{node: n, app: app, socketID: newSocketID(), transport: t, channels: map[string]*subscription{}}
+	c := &Client{node: n, app: app, key: key, socketID: newSocketID(), transport: t, channels: map[string]*subscription{}}
 	c.writeFn = c.write
 	if nb, ok := t.(NonBlockingWriter); ok {
 		c.nonBlocking = nb

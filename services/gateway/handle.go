@@ -115,6 +115,11 @@ func (n *Node) handleSubscribe(c *Client, data []byte) {
 		}
 	}
 
+	if err := n.brokerCall(func(ctx context.Context) error { return n.occupied.Add(ctx, c.app.ID, channel, 1) }); err != nil {
+		n.log.Error("occupancy update failed", "app", c.app.ID, "err", err)
+		c.rejectSubscription(channel, 503, "temporarily unable to subscribe, retry")
+		return
+	}
 	c.channels[channel] = s
 	if n.hub.add(c.app.ID, s) {
 		if err := n.brokerCall(func(ctx context.Context) error { return n.broker.Subscribe(ctx, c.app.ID, channel) }); err != nil {
@@ -137,6 +142,7 @@ func (n *Node) handleSubscribe(c *Client, data []byte) {
 			}
 			return
 		}
+		n.trackPresence(c.app.ID, channel, c.socketID, true)
 		if first {
 			data, _ := json.Marshal(memberJSON{UserID: s.member.UserID, UserInfo: s.member.UserInfo})
 			n.publishInternal(c.app.ID, channel, "pusher_internal:member_added", data, c.socketID)
@@ -278,6 +284,7 @@ func (n *Node) unsubscribe(c *Client, s *subscription) {
 	if s.member == nil {
 		return
 	}
+	n.trackPresence(c.app.ID, s.channel, c.socketID, false)
 	var last bool
 	err := n.brokerCall(func(ctx context.Context) error {
 		var err error
@@ -299,6 +306,9 @@ func (n *Node) unsubscribe(c *Client, s *subscription) {
 // broker when it was the channel's last local subscriber.
 func (n *Node) dropSubscription(c *Client, s *subscription) {
 	delete(c.channels, s.channel)
+	if err := n.brokerCall(func(ctx context.Context) error { return n.occupied.Add(ctx, c.app.ID, s.channel, -1) }); err != nil {
+		n.log.Error("occupancy update failed", "app", c.app.ID, "err", err)
+	}
 	if !n.hub.remove(c.app.ID, s) {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"runtime"
@@ -36,6 +37,10 @@ type Config struct {
 	MaxFrameBytes int
 	// BrokerTimeout bounds each broker and presence call. Default 2 s.
 	BrokerTimeout time.Duration
+	// PresenceInterval is how often the node renews its presence entries
+	// and looks for members of dead nodes. Keep it well below the presence
+	// store's TTL. Default 10 s.
+	PresenceInterval time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -52,6 +57,7 @@ func (c *Config) setDefaults() {
 	def(&c.ActivityTimeout, 120*time.Second)
 	def(&c.PongTimeout, 30*time.Second)
 	def(&c.BrokerTimeout, 2*time.Second)
+	def(&c.PresenceInterval, 10*time.Second)
 	defInt(&c.QueueFrames, 1000)
 	defInt(&c.QueueBytes, 1<<20)
 	defInt(&c.MaxFrameBytes, 32<<10)
@@ -65,21 +71,26 @@ type Node struct {
 	apps     tenants.Store
 	broker   broker.Broker
 	presence presence.Store
+	occupied presence.Occupancy
 	meter    *billing.Meter
 	events   EventSink
 	hub      *hub
 	flushers []*flusher
 	nextFl   atomic.Uint32
 
-	mu      sync.Mutex                       // guards clients and users
-	clients map[*Client]struct{}             // every open connection
-	users   map[userKey]map[*Client]struct{} // signed-in connections by user
+	mu        sync.Mutex                         // guards clients, users and presences
+	clients   map[*Client]struct{}               // every open connection
+	users     map[userKey]map[*Client]struct{}   // signed-in connections by user
+	presences map[channelKey]map[string]struct{} // local presence connection ids by channel
+
+	invalidate func(appID string)
 
 	slowConsumers atomic.Uint64
 	panics        atomic.Uint64
 	closing       atomic.Bool
 	stop          chan struct{}
 	sweeperDone   chan struct{}
+	presenceDone  chan struct{}
 }
 
 type userKey struct{ appID, userID string }
@@ -89,9 +100,16 @@ type Deps struct {
 	Apps     tenants.Store
 	Broker   broker.Broker
 	Presence presence.Store
-	Meter    *billing.Meter
-	Events   EventSink // nil: none
-	Log      *slog.Logger
+	// Occupancy counts subscriptions across the cluster; nil: this node's
+	// own counts (one node).
+	Occupancy presence.Occupancy
+	// Invalidate, when set, is called with an app id before the node
+	// re-checks that app's connections after a change announced by any
+	// node (the app cache drops its copies there).
+	Invalidate func(appID string)
+	Meter      *billing.Meter
+	Events     EventSink // nil: none
+	Log        *slog.Logger
 }
 
 var _ broker.Handler = (*Node)(nil)
@@ -101,10 +119,11 @@ var _ broker.Handler = (*Node)(nil)
 func NewNode(cfg Config, d Deps) (*Node, error) {
 	cfg.setDefaults()
 	n := &Node{
-		cfg: cfg, log: d.Log, apps: d.Apps, broker: d.Broker, presence: d.Presence,
-		meter: d.Meter, events: d.Events, hub: newHub(),
+		cfg: cfg, log: d.Log, apps: d.Apps, broker: d.Broker, presence: d.Presence, occupied: d.Occupancy,
+		meter: d.Meter, events: d.Events, hub: newHub(), invalidate: d.Invalidate,
 		clients: map[*Client]struct{}{}, users: map[userKey]map[*Client]struct{}{},
-		stop: make(chan struct{}), sweeperDone: make(chan struct{}),
+		presences: map[channelKey]map[string]struct{}{},
+		stop:      make(chan struct{}), sweeperDone: make(chan struct{}), presenceDone: make(chan struct{}),
 	}
 	if n.events == nil {
 		n.events = noEvents{}
@@ -118,10 +137,14 @@ func NewNode(cfg Config, d Deps) (*Node, error) {
 	if n.meter == nil {
 		n.meter = &billing.Meter{}
 	}
+	if n.occupied == nil {
+		n.occupied = presence.NewMemoryOccupancy()
+	}
 	if err := n.broker.Run(n); err != nil {
 		return nil, err
 	}
 	go n.sweep()
+	go n.keepPresence()
 	return n, nil
 }
 
@@ -151,7 +174,57 @@ func (n *Node) HandleControl(c broker.Control) {
 			cl.Enqueue(protocol.AppendError(nil, protocol.CodeUnauthorized, "connection terminated by the app"))
 			cl.Close(protocol.CodeUnauthorized, "terminated by the app")
 		}
+	case broker.InvalidateApp:
+		if n.invalidate != nil {
+			n.invalidate(c.AppID)
+		}
+		n.recheckApp(c.AppID)
 	}
+}
+
+// recheckApp applies a change to an app to its open connections: all are
+// closed if the app is gone, disabled or its tenant suspended (4003), and
+// those that connected with a key that was revoked are asked to reconnect
+// (4200), which then fails for the old key. New settings apply to new
+// connections.
+func (n *Node) recheckApp(appID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.BrokerTimeout)
+	defer cancel()
+	app, err := n.apps.AppByID(ctx, appID)
+	if err != nil && !errors.Is(err, tenants.ErrNotFound) {
+		n.log.Error("app lookup after invalidation failed", "app", appID, "err", err)
+		return
+	}
+	n.mu.Lock()
+	var affected []*Client
+	for c := range n.clients {
+		if c.app.ID == appID {
+			affected = append(affected, c)
+		}
+	}
+	n.mu.Unlock()
+	for _, c := range affected {
+		switch {
+		case app == nil || !app.Active():
+			c.Enqueue(protocol.AppendError(nil, protocol.CodeAppDisabled, "app is disabled"))
+			c.Close(protocol.CodeAppDisabled, "app is disabled")
+		case !hasKey(app, c.key):
+			c.Close(protocol.CodeReconnect, "the app key of this connection was revoked")
+		}
+	}
+}
+
+func hasKey(app *tenants.App, key string) bool {
+	_, ok := app.SecretFor(key)
+	return ok
+}
+
+// InvalidateApp tells every node that an app, its keys or its tenant
+// changed.
+func (n *Node) InvalidateApp(ctx context.Context, appID string) error {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
+	defer cancel()
+	return n.broker.PublishControl(ctx, broker.Control{Kind: broker.InvalidateApp, AppID: appID})
 }
 
 // Publish publishes an event from the app's backend to one channel.
@@ -183,33 +256,36 @@ type ChannelInfo struct {
 // prefix, with their subscription counts and, if users is set, the user
 // counts of presence channels.
 func (n *Node) Channels(ctx context.Context, appID, prefix string, users bool) ([]ChannelInfo, error) {
-	counts := n.hub.channels(appID, prefix)
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
+	defer cancel()
+	counts, err := n.occupied.Counts(ctx, appID, prefix)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]ChannelInfo, 0, len(counts))
-	for _, c := range counts {
-		info := ChannelInfo{Name: c.Name, Subscriptions: c.Subscriptions}
-		if users && protocol.KindOf(c.Name) == protocol.Presence {
-			u, err := n.presenceCount(ctx, appID, c.Name)
-			if err != nil {
+	for name, subs := range counts {
+		info := ChannelInfo{Name: name, Subscriptions: subs}
+		if users && protocol.KindOf(name) == protocol.Presence {
+			if info.Users, err = n.presence.Count(ctx, appID, name); err != nil {
 				return nil, err
 			}
-			info.Users = u
 		}
 		out = append(out, info)
 	}
 	return out, nil
 }
 
-// Channel describes one channel; an unoccupied channel has zero counts.
+// Channel describes one channel across the cluster; an unoccupied channel
+// has zero counts.
 func (n *Node) Channel(ctx context.Context, appID, channel string) (ChannelInfo, error) {
-	info := ChannelInfo{Name: channel, Subscriptions: n.hub.count(appID, channel)}
-	if protocol.KindOf(channel) == protocol.Presence {
-		u, err := n.presenceCount(ctx, appID, channel)
-		if err != nil {
-			return info, err
-		}
-		info.Users = u
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
+	defer cancel()
+	subs, err := n.occupied.Count(ctx, appID, channel)
+	info := ChannelInfo{Name: channel, Subscriptions: subs}
+	if err == nil && protocol.KindOf(channel) == protocol.Presence {
+		info.Users, err = n.presence.Count(ctx, appID, channel)
 	}
-	return info, nil
+	return info, err
 }
 
 // Users returns the ids of a presence channel's members.
@@ -225,12 +301,6 @@ func (n *Node) Users(ctx context.Context, appID, channel string) ([]string, erro
 		ids[i] = m.UserID
 	}
 	return ids, nil
-}
-
-func (n *Node) presenceCount(ctx context.Context, appID, channel string) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
-	defer cancel()
-	return n.presence.Count(ctx, appID, channel)
 }
 
 // Stats are a node's live counters.
@@ -262,6 +332,7 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	close(n.stop)
 	<-n.sweeperDone
+	<-n.presenceDone
 	n.mu.Lock()
 	conns := make([]*Client, 0, len(n.clients))
 	for c := range n.clients {
@@ -336,5 +407,68 @@ func (n *Node) sweep() {
 			}
 			clear(batch)
 		}
+	}
+}
+
+// keepPresence renews this node's presence entries and removes the members
+// of nodes that died, announcing member_removed for them, on every
+// PresenceInterval.
+func (n *Node) keepPresence() {
+	defer close(n.presenceDone)
+	t := time.NewTicker(n.cfg.PresenceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		n.mu.Lock()
+		local := make(map[channelKey][]string, len(n.presences))
+		for k, conns := range n.presences {
+			for id := range conns {
+				local[k] = append(local[k], id)
+			}
+		}
+		n.mu.Unlock()
+		for k, conns := range local {
+			if err := n.brokerCall(func(ctx context.Context) error { return n.presence.Heartbeat(ctx, k.appID, k.channel, conns) }); err != nil {
+				n.log.Warn("presence heartbeat failed", "app", k.appID, "err", err)
+				continue
+			}
+			var gone []string
+			err := n.brokerCall(func(ctx context.Context) error {
+				var err error
+				gone, err = n.presence.Expire(ctx, k.appID, k.channel)
+				return err
+			})
+			if err != nil {
+				n.log.Warn("presence expiry failed", "app", k.appID, "err", err)
+			}
+			for _, user := range gone {
+				data, _ := json.Marshal(memberJSON{UserID: user})
+				n.publishInternal(k.appID, k.channel, "pusher_internal:member_removed", data, "")
+				n.events.MemberRemoved(k.appID, k.channel, user)
+			}
+		}
+	}
+}
+
+// trackPresence records (or forgets) a local presence connection, whose
+// entry the node keeps alive.
+func (n *Node) trackPresence(appID, channel, connID string, on bool) {
+	k := channelKey{appID, channel}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if on {
+		if n.presences[k] == nil {
+			n.presences[k] = map[string]struct{}{}
+		}
+		n.presences[k][connID] = struct{}{}
+		return
+	}
+	delete(n.presences[k], connID)
+	if len(n.presences[k]) == 0 {
+		delete(n.presences, k)
 	}
 }

@@ -87,3 +87,52 @@ func (m *Memory) Count(_ context.Context, appID, channel string) (int, error) {
 	defer m.mu.Unlock()
 	return len(m.channels[channelKey{appID, channel}]), nil
 }
+
+// Heartbeat is free in memory: entries live as long as the process.
+func (m *Memory) Heartbeat(context.Context, string, string, []string) error { return nil }
+
+// Expire finds nothing in memory: entries never outlive their node.
+func (m *Memory) Expire(context.Context, string, string) ([]string, error) { return nil, nil }
+
+// MemoryOccupancy is the embedded Occupancy: one node only.
+type MemoryOccupancy struct {
+	mu     sync.Mutex
+	counts map[channelKey]int
+}
+
+var _ Occupancy = (*MemoryOccupancy)(nil)
+
+// NewMemoryOccupancy returns an empty counter.
+func NewMemoryOccupancy() *MemoryOccupancy {
+	return &MemoryOccupancy{counts: map[channelKey]int{}}
+}
+
+func (o *MemoryOccupancy) Add(_ context.Context, appID, channel string, delta int) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	k := channelKey{appID, channel}
+	if n := o.counts[k] + delta; n > 0 {
+		o.counts[k] = n
+	} else {
+		delete(o.counts, k)
+	}
+	return nil
+}
+
+func (o *MemoryOccupancy) Counts(_ context.Context, appID, prefix string) (map[string]int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := map[string]int{}
+	for k, n := range o.counts {
+		if k.appID == appID && strings.HasPrefix(k.channel, prefix) {
+			out[k.channel] = n
+		}
+	}
+	return out, nil
+}
+
+func (o *MemoryOccupancy) Count(_ context.Context, appID, channel string) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.counts[channelKey{appID, channel}], nil
+}

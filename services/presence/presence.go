@@ -35,4 +35,29 @@ type Store interface {
 	Members(ctx context.Context, appID, channel string) ([]Member, error)
 	// Count returns the number of distinct users of (appID, channel).
 	Count(ctx context.Context, appID, channel string) (int, error)
+	// Heartbeat renews the entries of connections connIDs, all owned by the
+	// calling node, in (appID, channel). The owning node calls it well
+	// within the store's TTL for as long as the connections are there.
+	Heartbeat(ctx context.Context, appID, channel string, connIDs []string) error
+	// Expire removes the entries whose heartbeat lapsed (their node died)
+	// and returns the users that left the channel with them, so the caller
+	// can announce member_removed. Each lapsed user is returned to exactly
+	// one caller, however many nodes call Expire at once. Members and Count
+	// never include lapsed entries.
+	Expire(ctx context.Context, appID, channel string) ([]string, error)
+}
+
+// Occupancy counts each channel's subscriptions across the cluster, so
+// channel queries answer for the whole cluster from any node.
+type Occupancy interface {
+	// Add changes this node's subscription count of (appID, channel) by
+	// delta (+1 on subscribe, -1 on unsubscribe).
+	Add(ctx context.Context, appID, channel string, delta int) error
+	// Counts returns the cluster-wide subscription count of each occupied
+	// channel of appID whose name starts with prefix. Counts of a node that
+	// stopped heartbeating are left out.
+	Counts(ctx context.Context, appID, prefix string) (map[string]int, error)
+	// Count returns the cluster-wide subscription count of (appID,
+	// channel).
+	Count(ctx context.Context, appID, channel string) (int, error)
 }
