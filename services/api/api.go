@@ -23,6 +23,7 @@ type Gateway interface {
 	Channel(ctx context.Context, appID, channel string) (gateway.ChannelInfo, error)
 	Users(ctx context.Context, appID, channel string) ([]string, error)
 	TerminateUser(ctx context.Context, appID, userID string) error
+	InvalidateApp(ctx context.Context, appID string) error
 }
 
 var _ Gateway = (*gateway.Node)(nil)
@@ -36,6 +37,8 @@ type Server struct {
 	Now func() time.Time
 	// TimestampWindow is how far auth_timestamp may be from Now.
 	TimestampWindow time.Duration
+	// AdminToken authenticates the management API; empty turns it off.
+	AdminToken string
 }
 
 // New returns an API server.

@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -17,12 +19,29 @@ type Stats interface {
 	Meter() *billing.Meter
 }
 
-// HealthRoutes registers /healthz (the process is alive), /readyz (its
-// backends are reachable: the embedded backends always are) and /metrics
-// (Prometheus text format).
-func HealthRoutes(r fiber.Router, stats Stats) {
+// Check is one readiness check: it returns nil when its backend is
+// reachable, or an error saying what is wrong (never a secret).
+type Check func(ctx context.Context) error
+
+// HealthRoutes registers /healthz (the process is alive), /readyz (every
+// check passes; otherwise 503 with the reasons) and /metrics (Prometheus
+// text format).
+func HealthRoutes(r fiber.Router, stats Stats, checks map[string]Check) {
 	r.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
-	r.Get("/readyz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"ready": true}) })
+	r.Get("/readyz", func(c *fiber.Ctx) error {
+		ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+		defer cancel()
+		reasons := map[string]string{}
+		for name, check := range checks {
+			if err := check(ctx); err != nil {
+				reasons[name] = err.Error()
+			}
+		}
+		if len(reasons) > 0 {
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"ready": false, "reasons": reasons})
+		}
+		return c.JSON(fiber.Map{"ready": true})
+	})
 	r.Get("/metrics", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, "text/plain; version=0.0.4")
 		return c.SendString(metrics(stats))

@@ -9,7 +9,9 @@ import (
 
 	"github.com/heraldrt/herald/authz"
 	"github.com/heraldrt/herald/services/broker"
+	"github.com/heraldrt/herald/services/presence"
 	"github.com/heraldrt/herald/services/protocol"
+	"github.com/heraldrt/herald/tenants"
 )
 
 func TestConnectRefusals(t *testing.T) {
@@ -269,4 +271,66 @@ func TestPanicInHandlerClosesOnlyThatConnection(t *testing.T) {
 	}
 	bystander.send(`{"event":"pusher:ping","data":{}}`)
 	bystander.t.waitEvent(t, "pusher:pong")
+}
+
+// A change announced for an app closes its connections when the app was
+// disabled (4003), and asks those made with a revoked key to reconnect
+// (4200), on every node that receives the announcement.
+func TestInvalidateAppRechecksConnections(t *testing.T) {
+	store := tenants.NewMemoryStore()
+	app := testApp(t, "1", "key")
+	if err := store.PutApp(context.Background(), app); err != nil {
+		t.Fatal(err)
+	}
+	other := testApp(t, "2", "other")
+	if err := store.PutApp(context.Background(), other); err != nil {
+		t.Fatal(err)
+	}
+	n, err := NewNode(Config{}, Deps{Apps: store, Broker: broker.NewMemory(), Presence: presence.NewMemory()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close(context.Background()) })
+
+	newKey, err := store.CreateKey(context.Background(), "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKeyConn, newKeyConn, bystander := connect(t, n, "key"), connect(t, n, newKey.Key), connect(t, n, "other")
+	if err := store.RevokeKey(context.Background(), "1", "key"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.InvalidateApp(context.Background(), "1"); err != nil {
+		t.Fatal(err)
+	}
+	waitClose(t, oldKeyConn, protocol.CodeReconnect)
+	if closedWith(newKeyConn) != 0 {
+		t.Fatal("a connection with a still active key was closed")
+	}
+	if _, err := store.UpdateApp(context.Background(), "1", func(a *tenants.App) error { a.Enabled = false; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.InvalidateApp(context.Background(), "1"); err != nil {
+		t.Fatal(err)
+	}
+	waitClose(t, newKeyConn, protocol.CodeAppDisabled)
+	if closedWith(bystander) != 0 {
+		t.Error("another app's connection was closed")
+	}
+}
+
+func closedWith(cn *conn) int {
+	cn.t.mu.Lock()
+	defer cn.t.mu.Unlock()
+	return cn.t.code
+}
+
+func waitClose(t *testing.T, cn *conn, code int) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Second); closedWith(cn) != code; {
+		if time.Now().After(deadline) {
+			t.Fatalf("close code = %d, want %d", closedWith(cn), code)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
