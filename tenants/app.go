@@ -134,6 +134,27 @@ func NewTenantID() string { return "t" + randomHex(6) }
 // ids.
 func ValidTenantID(id string) bool { return validAppID(id) }
 
+// validateTenant checks a tenant about to be created; an empty status
+// means TenantActive.
+func validateTenant(t *Tenant) error {
+	if !ValidTenantID(t.ID) {
+		return fmt.Errorf("%w: id %q must be 1 to 32 characters of [0-9a-z]", ErrInvalid, t.ID)
+	}
+	if t.Status != "" && t.Status != TenantActive && t.Status != TenantSuspended {
+		return fmt.Errorf("%w: status must be %s or %s", ErrInvalid, TenantActive, TenantSuspended)
+	}
+	if len(t.Name) > 200 {
+		return fmt.Errorf("%w: name is longer than 200 characters", ErrInvalid)
+	}
+	return nil
+}
+
+// defaultTenant is the tenant that PutApp creates on demand for apps
+// without one.
+func defaultTenant() *Tenant {
+	return &Tenant{ID: DefaultTenantID, Name: "Default", Plan: "enterprise", Status: TenantActive}
+}
+
 func randomHex(n int) string {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {

@@ -89,7 +89,9 @@ func (m *MemoryStore) PutApp(_ context.Context, app *App) error {
 		if a.TenantID != DefaultTenantID {
 			return fmt.Errorf("%w: tenant %q", ErrNotFound, a.TenantID)
 		}
-		m.tenants[DefaultTenantID] = &Tenant{ID: DefaultTenantID, Name: "Default", Plan: "enterprise", Status: TenantActive, CreatedAt: time.Now()}
+		d := defaultTenant()
+		d.CreatedAt = time.Now()
+		m.tenants[DefaultTenantID] = d
 	}
 	if old, ok := m.apps[a.ID]; ok && old.TenantID != a.TenantID {
 		return fmt.Errorf("%w: app %s belongs to another tenant", ErrConflict, a.ID)
@@ -132,7 +134,8 @@ func (m *MemoryStore) UpdateApp(_ context.Context, id string, change func(*App) 
 	if err := change(a); err != nil {
 		return nil, err
 	}
-	a.ID, a.TenantID, a.Keys = old.ID, old.TenantID, old.Keys
+	// Suspended is derived from the tenant on every read, never stored.
+	a.ID, a.TenantID, a.Keys, a.Suspended = old.ID, old.TenantID, old.Keys, false
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
@@ -141,8 +144,8 @@ func (m *MemoryStore) UpdateApp(_ context.Context, id string, change func(*App) 
 }
 
 func (m *MemoryStore) CreateTenant(_ context.Context, t *Tenant) error {
-	if !ValidTenantID(t.ID) {
-		return fmt.Errorf("%w: id %q must be 1 to 32 characters of [0-9a-z]", ErrInvalid, t.ID)
+	if err := validateTenant(t); err != nil {
+		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
