@@ -14,6 +14,10 @@ Usage:
   herald serve [flags]     run a node (the default when no command is given)
   herald publish [flags] CHANNEL EVENT DATA
                            publish an event through a node's REST API
+  herald migrate           apply database migrations
+  herald tenants ...       create, list, get, suspend, activate tenants
+  herald apps ...          create, list, get, update, disable apps
+  herald keys ...          create (rotate), revoke, list app keys
   herald help              show this text
 
 Run "herald COMMAND --help" for a command's flags and their HERALD_* variables.
@@ -30,6 +34,10 @@ func run(ctx context.Context, args []string) error {
 		err = serveCommand(ctx, args)
 	case "publish":
 		err = publishCommand(ctx, args)
+	case "migrate":
+		err = migrateCommand(ctx, args)
+	case "tenants", "apps", "keys":
+		err = manageCommand(ctx, cmd, args)
 	case "help":
 		fmt.Print(usage)
 		return nil

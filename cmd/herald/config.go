@@ -25,6 +25,18 @@ type Config struct {
 	LogLevel        string
 	LogFormat       string
 	PprofAddr       string
+
+	DatabaseURL     string
+	Migrate         bool
+	MasterKey       string
+	MasterKeys      string
+	MasterKeyActive string
+	RedisURL        string
+	RedisPrefix     string
+	ClusterKey      string
+	NodeID          string
+	PresenceTTL     time.Duration
+	AdminToken      string
 }
 
 // envFlags registers flags whose defaults come from HERALD_* variables and
@@ -70,6 +82,18 @@ func (e *envFlags) Int(p *int, name, env string, def int, help string) {
 	e.fs.IntVar(p, name, def, help+" (env "+env+")")
 }
 
+func (e *envFlags) Bool(p *bool, name, env string, def bool, help string) {
+	if v, ok := e.env(env); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			e.fail(fmt.Errorf("%s=%q: want true or false", env, v))
+		} else {
+			def = b
+		}
+	}
+	e.fs.BoolVar(p, name, def, help+" (env "+env+")")
+}
+
 func (e *envFlags) fail(err error) {
 	if e.err == nil {
 		e.err = err
@@ -89,6 +113,17 @@ func (c *Config) flags(fs *flag.FlagSet) *envFlags {
 	e.Duration(&c.ShutdownTimeout, "shutdown-timeout", "HERALD_SHUTDOWN_TIMEOUT", 10*time.Second, "how long a stopping node waits for clients to leave")
 	e.String(&c.LogLevel, "log-level", "HERALD_LOG_LEVEL", "info", "log level: debug, info, warn or error")
 	e.String(&c.LogFormat, "log-format", "HERALD_LOG_FORMAT", "text", "log format: text or json")
+	e.String(&c.DatabaseURL, "database-url", "HERALD_DATABASE_URL", "", "PostgreSQL URL for tenants, apps and keys (in memory when empty)")
+	e.Bool(&c.Migrate, "migrate", "HERALD_MIGRATE", false, "apply pending database migrations at start-up instead of refusing to start")
+	e.String(&c.MasterKey, "master-key", "HERALD_MASTER_KEY", "", "base64 of 32 bytes that encrypt app secrets at rest (required with a database; prefer the variable)")
+	e.String(&c.MasterKeys, "master-keys", "HERALD_MASTER_KEYS", "", "keyring for master key rotation: kid:base64,kid:base64 (instead of --master-key)")
+	e.String(&c.MasterKeyActive, "master-key-active", "HERALD_MASTER_KEY_ACTIVE", "", "the kid of --master-keys that encrypts new secrets")
+	e.String(&c.RedisURL, "redis-url", "HERALD_REDIS_URL", "", "Redis URL for the backplane, presence and cluster counts (one node in memory when empty)")
+	e.String(&c.RedisPrefix, "redis-prefix", "HERALD_REDIS_PREFIX", "herald", "prefix of every Redis key and channel, so deployments can share a Redis")
+	e.String(&c.ClusterKey, "cluster-key", "HERALD_CLUSTER_KEY", "", "secret that authenticates messages between nodes on Redis (recommended when Redis is shared)")
+	e.String(&c.NodeID, "node-id", "HERALD_NODE_ID", "", "this node's name in the cluster (random when empty)")
+	e.Duration(&c.PresenceTTL, "presence-ttl", "HERALD_PRESENCE_TTL", 30*time.Second, "how long a dead node's presence members and counts survive in Redis")
+	e.String(&c.AdminToken, "admin-token", "HERALD_ADMIN_TOKEN", "", "operator token for the management API /v1 (off when empty; prefer the variable)")
 	e.String(&c.PprofAddr, "pprof-addr", "HERALD_PPROF_ADDR", "", "loopback address for Go's pprof profiler (off when empty; never expose it)")
 	return e
 }

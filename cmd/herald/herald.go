@@ -17,7 +17,6 @@ import (
 	"github.com/heraldrt/herald/services/api"
 	"github.com/heraldrt/herald/services/broker"
 	"github.com/heraldrt/herald/services/gateway"
-	"github.com/heraldrt/herald/services/presence"
 	"github.com/heraldrt/herald/tenants"
 	"github.com/heraldrt/herald/web"
 )
@@ -32,12 +31,13 @@ type Main struct {
 	Addr    string       // the address actually listened on
 	DemoApp *tenants.App // the app created when none were configured
 
-	apps   tenants.Store
-	broker broker.Broker
-	node   *gateway.Node
-	http   *fiber.App
-	ln     net.Listener
-	served chan error
+	apps     tenants.Store
+	backends *backends
+	broker   broker.Broker
+	node     *gateway.Node
+	http     *fiber.App
+	ln       net.Listener
+	served   chan error
 
 	pprof *http.Server
 
@@ -51,12 +51,18 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Log == nil {
 		m.Log = slog.New(slog.DiscardHandler)
 	}
-	m.apps = tenants.NewMemoryStore()
+	var err error
+	m.backends, err = openBackends(ctx, &m.Config)
+	if err != nil {
+		return err
+	}
+	m.apps = m.backends.apps
 	apps, err := m.loadApps()
 	if err != nil {
 		return err
 	}
-	if len(apps) == 0 {
+	// The demo app (and its printed secret) exists only in embedded mode.
+	if len(apps) == 0 && m.Config.DatabaseURL == "" {
 		m.DemoApp = tenants.NewApp("Demo app")
 		apps = append(apps, m.DemoApp)
 	}
@@ -64,14 +70,20 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	m.broker = broker.NewMemory()
+	m.broker = m.backends.broker
+	deps := gateway.Deps{Apps: m.apps, Broker: m.broker, Presence: m.backends.presence,
+		Occupancy: m.backends.occupancy, Log: m.Log}
+	if m.backends.cache != nil {
+		deps.Invalidate = m.backends.cache.Invalidate
+	}
 	m.node, err = gateway.NewNode(gateway.Config{
-		ActivityTimeout: m.Config.ActivityTimeout,
-		PongTimeout:     m.Config.PongTimeout,
-		MaxFrameBytes:   m.Config.MaxFrameBytes,
-		QueueFrames:     m.Config.QueueFrames,
-		QueueBytes:      m.Config.QueueBytes,
-	}, gateway.Deps{Apps: m.apps, Broker: m.broker, Presence: presence.NewMemory(), Log: m.Log})
+		ActivityTimeout:  m.Config.ActivityTimeout,
+		PongTimeout:      m.Config.PongTimeout,
+		MaxFrameBytes:    m.Config.MaxFrameBytes,
+		QueueFrames:      m.Config.QueueFrames,
+		QueueBytes:       m.Config.QueueBytes,
+		PresenceInterval: m.Config.PresenceTTL / 3,
+	}, deps)
 	if err != nil {
 		return fmt.Errorf("start gateway: %w", err)
 	}
@@ -131,8 +143,11 @@ func (m *Main) servePprof() error {
 // routes lists every route of the node.
 func (m *Main) routes() {
 	m.http.Get("/app/:key", m.node.WebSocketHandler())
-	api.HealthRoutes(m.http, m.node)
-	api.New(m.apps, m.node, m.Log).Routes(m.http)
+	api.HealthRoutes(m.http, m.node, m.backends.checks)
+	rest := api.New(m.apps, m.node, m.Log)
+	rest.AdminToken = m.Config.AdminToken
+	rest.ManageRoutes(m.http)
+	rest.Routes(m.http)
 	web.Routes(m.http)
 }
 
@@ -196,6 +211,9 @@ func (m *Main) close() error {
 	}
 	if m.pprof != nil {
 		errs = append(errs, m.pprof.Close())
+	}
+	if m.backends != nil {
+		m.backends.close()
 	}
 	return errors.Join(errs...)
 }

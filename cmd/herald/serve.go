@@ -44,7 +44,7 @@ func serveCommand(ctx context.Context, args []string) error {
 }
 
 var banner = template.Must(template.New("banner").Parse(`
-Herald is running: one node, in-memory backends (embedded mode).
+Herald is running: {{.Mode}}.
 
   WebSocket  ws://{{.Host}}/app/{key}?protocol=7
   REST API   http://{{.Host}}/apps/{app_id}/...
@@ -67,7 +67,7 @@ Publish:
   new Pusher({ appId: '{{.ID}}', key: '{{.PrimaryKey.Key}}', secret: '<secret>', host: '{{$.Hostname}}', port: '{{$.Port}}', useTLS: false })
     .trigger('my-channel', 'my-event', { message: 'hello' });
 {{else}}
-Apps: {{range .Apps}}{{.ID}} (key {{.PrimaryKey.Key}}{{if not .Enabled}}, disabled{{end}}) {{end}}
+Apps: {{len .Apps}} ({{range $i, $a := .Apps}}{{if lt $i 10}}{{$a.ID}} {{end}}{{end}}{{if gt (len .Apps) 10}}…{{end}})
 {{end}}
 Stop with Ctrl-C.
 `))
@@ -78,11 +78,21 @@ func printBanner(w io.Writer, m *Main) {
 		host = "localhost"
 	}
 	apps, _ := m.apps.Apps(context.Background(), "")
+	mode := "one node, in-memory backends (embedded mode)"
+	switch {
+	case m.Config.DatabaseURL != "" && m.Config.RedisURL != "":
+		mode = "cluster node on PostgreSQL and Redis"
+	case m.Config.DatabaseURL != "":
+		mode = "one node, apps in PostgreSQL, in-memory backplane"
+	case m.Config.RedisURL != "":
+		mode = "cluster node on Redis, apps in memory"
+	}
 	_ = banner.Execute(w, map[string]any{
 		"Host":     net.JoinHostPort(host, port),
 		"Hostname": strings.Trim(host, "[]"),
 		"Port":     port,
 		"Demo":     m.DemoApp,
 		"Apps":     apps,
+		"Mode":     mode,
 	})
 }
