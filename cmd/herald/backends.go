@@ -79,6 +79,11 @@ func openBackends(ctx context.Context, cfg *Config) (*backends, error) {
 			return b, fmt.Errorf("HERALD_REDIS_URL: %v", redactURLError(err))
 		}
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
+		// Honour each call's deadline; never resend a PUBLISH (a retry after
+		// a lost reply would deliver twice); fail fast while Redis is down.
+		opts.ContextTimeoutEnabled = true
+		opts.MaxRetries = -1
+		opts.DialerRetries = 1
 		client := redis.NewClient(opts)
 		b.closers = append(b.closers, func() { _ = client.Close() })
 		node := cfg.NodeID

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 )
 
@@ -10,31 +11,58 @@ import (
 type Memory struct {
 	handler atomic.Pointer[Handler]
 	closed  atomic.Bool
+
+	mu   sync.RWMutex
+	subs map[memoryKey]struct{}
 }
 
 var _ Broker = (*Memory)(nil)
 
+type memoryKey struct{ appID, channel string }
+
 // NewMemory returns a memory broker.
-func NewMemory() *Memory { return &Memory{} }
+func NewMemory() *Memory { return &Memory{subs: map[memoryKey]struct{}{}} }
 
 func (m *Memory) Run(h Handler) error {
 	m.handler.Store(&h)
 	return nil
 }
 
+// Publish calls the handler only for subscribed channels, as a Redis node
+// would receive only those.
 func (m *Memory) Publish(_ context.Context, appID, channel string, pub *Publication) error {
 	h, err := m.live()
 	if err != nil {
 		return err
 	}
-	h.HandlePublication(appID, channel, pub)
+	m.mu.RLock()
+	_, ok := m.subs[memoryKey{appID, channel}]
+	m.mu.RUnlock()
+	if ok {
+		h.HandlePublication(appID, channel, pub)
+	}
 	return nil
 }
 
-// Subscribe is free in memory: every publication reaches the one node.
-func (m *Memory) Subscribe(context.Context, string, string) error { return nil }
+func (m *Memory) Subscribe(_ context.Context, appID, channel string) error {
+	if _, err := m.live(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.subs[memoryKey{appID, channel}] = struct{}{}
+	m.mu.Unlock()
+	return nil
+}
 
-func (m *Memory) Unsubscribe(context.Context, string, string) error { return nil }
+func (m *Memory) Unsubscribe(_ context.Context, appID, channel string) error {
+	if _, err := m.live(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	delete(m.subs, memoryKey{appID, channel})
+	m.mu.Unlock()
+	return nil
+}
 
 func (m *Memory) PublishControl(_ context.Context, c Control) error {
 	h, err := m.live()

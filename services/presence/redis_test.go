@@ -1,0 +1,359 @@
+package presence
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func TestRedisPresence(t *testing.T) {
+	client := testClient(t)
+	testPresence(t, func(t *testing.T) (Store, Store) {
+		opts := RedisPresenceOptions{Prefix: randomPrefix(t, client)}
+		return NewRedis(client, opts), NewRedis(client, opts)
+	})
+}
+
+func TestRedisOccupancy(t *testing.T) {
+	client := testClient(t)
+	testOccupancy(t, func(t *testing.T) (Occupancy, Occupancy) {
+		prefix := randomPrefix(t, client)
+		return newOccupancy(t, client, prefix, "node-a", 0), newOccupancy(t, client, prefix, "node-b", 0)
+	})
+}
+
+// A node that stops heartbeating loses its entries after TTL: they leave
+// Members and Count at once, and Expire reports each user whose last entry
+// lapsed to exactly one of its concurrent callers.
+func TestRedisPresenceLapse(t *testing.T) {
+	ctx := context.Background()
+	client := testClient(t)
+	const ttl = 300 * time.Millisecond
+	opts := RedisPresenceOptions{Prefix: randomPrefix(t, client), TTL: ttl}
+	dying, alive := NewRedis(client, opts), NewRedis(client, opts)
+
+	const channels = 10
+	room := func(i int) string { return fmt.Sprint("presence-room", i) }
+	alice, bob, carol := Member{UserID: "alice"}, Member{UserID: "bob"}, Member{UserID: "carol"}
+	for i := range channels {
+		expectJoin(t, dying, "app1", room(i), "d1", alice, 0, true)
+		expectJoin(t, dying, "app1", room(i), "d2", bob, 0, true)
+		expectJoin(t, alive, "app1", room(i), "a1", bob, 0, false)
+		expectJoin(t, alive, "app1", room(i), "a2", carol, 0, true)
+	}
+
+	// Only the live node heartbeats, well within the TTL.
+	stop := make(chan struct{})
+	var beats sync.WaitGroup
+	beats.Go(func() {
+		for {
+			for i := range channels {
+				if err := alive.Heartbeat(ctx, "app1", room(i), []string{"a1", "a2"}); err != nil {
+					t.Error(err)
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(ttl / 6):
+			}
+		}
+	})
+	defer func() { close(stop); beats.Wait() }()
+
+	time.Sleep(ttl + 100*time.Millisecond)
+	for i := range channels {
+		expectMembers(t, alive, "app1", room(i), bob, carol)
+	}
+	// A user whose entries lapsed is still a member until Expire reports
+	// it, so joining again is not a first join...
+	expectJoin(t, alive, "app1", room(0), "a3", alice, 0, false)
+	expectMembers(t, alive, "app1", room(0), alice, bob, carol)
+	// ...and lapsed users do not count against the limit.
+	expectJoin(t, alive, "app1", room(1), "a4", Member{UserID: "dave"}, 3, true)
+
+	var mu sync.Mutex
+	reported := map[string][]string{} // channel → users, over both callers
+	var callers sync.WaitGroup
+	for _, s := range []Store{dying, alive} {
+		callers.Go(func() {
+			for i := range channels {
+				gone, err := s.Expire(ctx, "app1", room(i))
+				if err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				reported[room(i)] = append(reported[room(i)], gone...)
+				mu.Unlock()
+			}
+		})
+	}
+	callers.Wait()
+	for i := range channels {
+		want := []string{"alice"}
+		if i == 0 {
+			want = nil // alice rejoined on a live connection
+		}
+		got := reported[room(i)]
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: Expire reported %v over both callers, want %v once", room(i), got, want)
+		}
+		gone, err := alive.Expire(ctx, "app1", room(i))
+		mustOK(t, err)
+		if len(gone) != 0 {
+			t.Errorf("%s: a second Expire reported %v", room(i), gone)
+		}
+	}
+	expectMembers(t, alive, "app1", room(0), alice, bob, carol)
+	expectLeave(t, alive, "app1", room(0), "a3", "alice", true)
+	// The expired connection's heartbeat does not bring it back.
+	mustOK(t, dying.Heartbeat(ctx, "app1", room(2), []string{"d1", "d2"}))
+	expectMembers(t, alive, "app1", room(2), bob, carol)
+}
+
+// A node that stops heartbeating drops out of the counts after TTL; one
+// that closes drops out at once.
+func TestRedisOccupancyLapse(t *testing.T) {
+	ctx := context.Background()
+	client := testClient(t)
+	// Long enough that the live nodes' heartbeats, every TTL/3, never
+	// lapse on a loaded machine.
+	const ttl = 600 * time.Millisecond
+	prefix := randomPrefix(t, client)
+	a := newOccupancy(t, client, prefix, "node-a", ttl)
+	b := newOccupancy(t, client, prefix, "node-b", ttl)
+	c := newOccupancy(t, client, prefix, "node-c", ttl)
+	mustOK(t, a.Add(ctx, "app1", "room", 1))
+	mustOK(t, b.Add(ctx, "app1", "room", 2))
+	mustOK(t, c.Add(ctx, "app1", "room", 4))
+	expectCount(t, a, "app1", "room", 7)
+
+	b.stopHeartbeat()
+	time.Sleep(ttl + 100*time.Millisecond)
+	expectCount(t, a, "app1", "room", 5)
+	expectCounts(t, c, "app1", "", map[string]int{"room": 5})
+	if n, _ := client.Exists(ctx, b.countsKey("app1")).Result(); n != 0 {
+		t.Error("the lapsed node's counts were not deleted")
+	}
+
+	mustOK(t, c.Close())
+	expectCount(t, a, "app1", "room", 1)
+	if err := c.Add(ctx, "app1", "room", 1); err == nil {
+		t.Error("Add after Close: nil")
+	}
+}
+
+// A node writes its counts back when Redis lost them.
+func TestRedisOccupancyRestores(t *testing.T) {
+	ctx := context.Background()
+	client := testClient(t)
+	const ttl = 300 * time.Millisecond
+	prefix := randomPrefix(t, client)
+	a := newOccupancy(t, client, prefix, "node-a", ttl)
+	mustOK(t, a.Add(ctx, "app1", "room", 2))
+	mustOK(t, a.Add(ctx, "app1", "lobby", 1))
+	deleteKeys(t, client, prefix)
+	expectCount(t, a, "app1", "room", 0)
+	deadline := time.Now().Add(5 * ttl)
+	for {
+		counts, err := a.Counts(ctx, "app1", "")
+		mustOK(t, err)
+		if counts["room"] == 2 && counts["lobby"] == 1 && len(counts) == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("counts not restored: %v", counts)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Every key the stores touch carries the deployment prefix and the app's
+// hash tag (ISO-3), and every key they leave behind expires.
+func TestRedisKeyScope(t *testing.T) {
+	ctx := context.Background()
+	client := testClient(t)
+	var cmds commandLog
+	client.AddHook(&cmds)
+	prefix := randomPrefix(t, client)
+	s := NewRedis(client, RedisPresenceOptions{Prefix: prefix, TTL: time.Minute})
+	o := newOccupancy(t, client, prefix, "node:1", 300*time.Millisecond)
+	for _, app := range []string{"app1", "app2"} {
+		channel := "presence-a:b{c}"
+		expectJoin(t, s, app, channel, "c1", Member{UserID: "u1", UserInfo: rawJSON("{}")}, 10, true)
+		expectJoin(t, s, app, channel, "c2", Member{UserID: "u2"}, 10, true)
+		mustOK(t, s.Heartbeat(ctx, app, channel, []string{"c1"}))
+		expectLeave(t, s, app, channel, "c2", "u2", true)
+		_, err := s.Expire(ctx, app, channel)
+		mustOK(t, err)
+		expectMembers(t, s, app, channel, Member{UserID: "u1", UserInfo: rawJSON("{}")})
+		mustOK(t, o.Add(ctx, app, channel, 1))
+		expectCounts(t, o, app, "", map[string]int{channel: 1})
+	}
+	time.Sleep(150 * time.Millisecond) // let the occupancy heartbeat run
+	for _, bad := range []string{"", "a}b", "{a", "a:b"} {
+		if _, err := s.Join(ctx, bad, "c", "c1", Member{UserID: "u"}, 0); err == nil {
+			t.Errorf("Join accepted app id %q", bad)
+		}
+		if err := o.Add(ctx, bad, "c", 1); err == nil {
+			t.Errorf("Add accepted app id %q", bad)
+		}
+	}
+
+	keys := cmds.keys()
+	if len(keys) < 20 {
+		t.Fatalf("recorded only %d keys", len(keys))
+	}
+	for _, k := range keys {
+		if !scoped(prefix, k) {
+			t.Errorf("key %q lacks the prefix and app tag", k)
+		}
+	}
+	var left []string
+	iter := client.Scan(ctx, 0, prefix+":*", 100).Iterator()
+	for iter.Next(ctx) {
+		left = append(left, iter.Val())
+	}
+	mustOK(t, iter.Err())
+	if len(left) == 0 {
+		t.Fatal("no keys found")
+	}
+	for _, k := range left {
+		if !scoped(prefix, k) {
+			t.Errorf("key %q lacks the app tag", k)
+		}
+		if ttl, err := client.PTTL(ctx, k).Result(); err != nil || ttl <= 0 {
+			t.Errorf("key %q does not expire (PTTL %v, %v)", k, ttl, err)
+		}
+	}
+}
+
+func TestNewRedisOccupancyNeedsNodeID(t *testing.T) {
+	for _, id := range []string{"", "a{b}"} {
+		if _, err := NewRedisOccupancy(nil, OccupancyOptions{NodeID: id}); err == nil {
+			t.Errorf("node id %q accepted", id)
+		}
+	}
+}
+
+func rawJSON(s string) []byte { return []byte(s) }
+
+func scoped(prefix, key string) bool {
+	rest, ok := strings.CutPrefix(key, prefix+":{")
+	if !ok {
+		return false
+	}
+	app, _, ok := strings.Cut(rest, "}:")
+	return ok && app != "" && !strings.ContainsAny(app, "{}:")
+}
+
+func newOccupancy(t *testing.T, client redis.UniversalClient, prefix, node string, ttl time.Duration) *RedisOccupancy {
+	t.Helper()
+	o, err := NewRedisOccupancy(client, OccupancyOptions{Prefix: prefix, NodeID: node, TTL: ttl})
+	mustOK(t, err)
+	t.Cleanup(func() { o.Close() })
+	return o
+}
+
+// testClient returns a client of the Redis that integration tests use, or
+// skips.
+func testClient(t *testing.T) *redis.Client {
+	t.Helper()
+	u := os.Getenv("HERALD_TEST_REDIS_URL")
+	if u == "" {
+		t.Skip("HERALD_TEST_REDIS_URL is not set: skipping the Redis presence tests (scripts/backends up starts a Redis)")
+	}
+	opts, err := redis.ParseURL(u)
+	mustOK(t, err)
+	opts.ContextTimeoutEnabled = true
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// randomPrefix keeps each test's keys apart on the shared Redis and
+// deletes them afterwards.
+func randomPrefix(t *testing.T, client redis.UniversalClient) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := "test" + hex.EncodeToString(b[:])
+	t.Cleanup(func() { deleteKeys(t, client, prefix) })
+	return prefix
+}
+
+func deleteKeys(t *testing.T, client redis.UniversalClient, prefix string) {
+	ctx := context.Background()
+	iter := client.Scan(ctx, 0, prefix+":*", 100).Iterator()
+	for iter.Next(ctx) {
+		client.Del(ctx, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Errorf("deleting test keys: %v", err)
+	}
+}
+
+// commandLog is a go-redis hook that records the keys of every command.
+type commandLog struct {
+	mu   sync.Mutex
+	cmds [][]any
+}
+
+func (l *commandLog) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (l *commandLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		l.record(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (l *commandLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			l.record(c)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (l *commandLog) record(cmd redis.Cmder) {
+	l.mu.Lock()
+	l.cmds = append(l.cmds, slices.Clone(cmd.Args()))
+	l.mu.Unlock()
+}
+
+// keys returns the keys of the recorded commands. For scripts that is
+// KEYS, plus the key prefix the occupancy reader builds keys from.
+func (l *commandLog) keys() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, c := range l.cmds {
+		args := make([]string, len(c))
+		for i, a := range c {
+			args[i] = fmt.Sprint(a)
+		}
+		switch strings.ToLower(args[0]) {
+		case "time", "ping", "scan", "hello", "client":
+		case "eval", "evalsha":
+			n, _ := strconv.Atoi(args[2])
+			out = append(out, args[3:3+n]...)
+			if strings.HasSuffix(args[3], ":occnodes") {
+				out = append(out, args[3+n]+"node")
+			}
+		default:
+			out = append(out, args[1])
+		}
+	}
+	return out
+}
