@@ -9,4 +9,6 @@ RUN CGO_ENABLED=0 go build -trimpath -o /herald ./cmd/herald
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /herald /herald
 EXPOSE 6001
-ENTRYPOINT ["/herald", "serve"]
+# `docker run IMAGE` serves; `docker run IMAGE migrate` (or any other command) runs that.
+ENTRYPOINT ["/herald"]
+CMD ["serve"]

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ type backends struct {
 	presence  presence.Store
 	occupancy presence.Occupancy
 	checks    map[string]api.Check
+	metrics   func(*strings.Builder) // the backends' own counters, or nil
 	closers   []func()
 }
 
@@ -36,7 +38,7 @@ func (b *backends) close() {
 	}
 }
 
-func openBackends(ctx context.Context, cfg *Config) (*backends, error) {
+func openBackends(ctx context.Context, cfg *Config, log *slog.Logger) (*backends, error) {
 	b := &backends{checks: map[string]api.Check{}}
 	if cfg.DatabaseURL == "" {
 		b.apps = tenants.NewMemoryStore()
@@ -90,16 +92,21 @@ func openBackends(ctx context.Context, cfg *Config) (*backends, error) {
 		if node == "" {
 			node = randomNodeID()
 		}
-		rb := broker.NewRedis(client, broker.RedisOptions{Prefix: cfg.RedisPrefix, ClusterKey: []byte(cfg.ClusterKey)})
+		rb := broker.NewRedis(client, broker.RedisOptions{Prefix: cfg.RedisPrefix, ClusterKey: []byte(cfg.ClusterKey), Log: log})
 		b.broker = rb
 		b.presence = presence.NewRedis(client, presence.RedisPresenceOptions{Prefix: cfg.RedisPrefix, TTL: cfg.PresenceTTL})
-		occ, err := presence.NewRedisOccupancy(client, presence.OccupancyOptions{Prefix: cfg.RedisPrefix, NodeID: node, TTL: cfg.PresenceTTL})
+		occ, err := presence.NewRedisOccupancy(client, presence.OccupancyOptions{Prefix: cfg.RedisPrefix, NodeID: node, TTL: cfg.PresenceTTL, Log: log})
 		if err != nil {
 			return b, err
 		}
 		b.closers = append(b.closers, func() { _ = occ.Close() })
 		b.occupancy = occ
 		b.checks["redis"] = rb.Ready
+		b.metrics = func(w *strings.Builder) {
+			st := rb.Stats()
+			fmt.Fprintf(w, "# HELP herald_backplane_dropped_total Backplane messages dropped as forged or malformed.\n# TYPE herald_backplane_dropped_total counter\nherald_backplane_dropped_total %d\n", st.DroppedEnvelopes)
+			fmt.Fprintf(w, "# HELP herald_backplane_reconnects_total Times the backplane reconnected to Redis and resubscribed.\n# TYPE herald_backplane_reconnects_total counter\nherald_backplane_reconnects_total %d\n", st.Reconnects)
+		}
 	}
 	return b, nil
 }

@@ -52,7 +52,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Log = slog.New(slog.DiscardHandler)
 	}
 	var err error
-	m.backends, err = openBackends(ctx, &m.Config)
+	m.backends, err = openBackends(ctx, &m.Config, m.Log)
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func (m *Main) servePprof() error {
 // routes lists every route of the node.
 func (m *Main) routes() {
 	m.http.Get("/app/:key", m.node.WebSocketHandler())
-	api.HealthRoutes(m.http, m.node, m.backends.checks)
+	api.HealthRoutes(m.http, m.node, m.backends.checks, m.backends.metrics)
 	rest := api.New(m.apps, m.node, m.Log)
 	rest.AdminToken = m.Config.AdminToken
 	rest.ManageRoutes(m.http)

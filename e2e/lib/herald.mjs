@@ -41,9 +41,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Spawns `herald serve --addr 127.0.0.1:PORT` with HERALD_APPS and optional
- * extra environment, and waits until GET /healthz answers 200.
+ * extra environment, and waits until GET /healthz answers 200. `label` names
+ * the node in diagnostics (lib/cluster.mjs runs several).
  */
-export async function startHerald({ apps, env = {}, readyTimeoutMs = 10_000 } = {}) {
+export async function startHerald({ apps, env = {}, readyTimeoutMs = 10_000, label = 'herald' } = {}) {
   const bin = heraldBin();
   const port = await freePort();
   const child = spawn(bin, ['serve', '--addr', `127.0.0.1:${port}`], {
@@ -67,6 +68,7 @@ export async function startHerald({ apps, env = {}, readyTimeoutMs = 10_000 } = 
   child.on('error', (err) => append(`\n[spawn error] ${err.stack || err}\n`));
 
   const server = {
+    label,
     port,
     apps,
     httpBase: `http://127.0.0.1:${port}`,

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -26,7 +27,9 @@ type Check func(ctx context.Context) error
 // HealthRoutes registers /healthz (the process is alive), /readyz (every
 // check passes; otherwise 503 with the reasons) and /metrics (Prometheus
 // text format).
-func HealthRoutes(r fiber.Router, stats Stats, checks map[string]Check) {
+//
+// extra, when set, appends the backends' own counters to /metrics.
+func HealthRoutes(r fiber.Router, stats Stats, checks map[string]Check, extra func(*strings.Builder)) {
 	r.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	r.Get("/readyz", func(c *fiber.Ctx) error {
 		ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
@@ -44,21 +47,35 @@ func HealthRoutes(r fiber.Router, stats Stats, checks map[string]Check) {
 	})
 	r.Get("/metrics", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, "text/plain; version=0.0.4")
-		return c.SendString(metrics(stats))
+		ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+		defer cancel()
+		var b strings.Builder
+		writeMetrics(&b, stats)
+		b.WriteString("# HELP herald_backend_up Whether a backend answered its readiness check.\n# TYPE herald_backend_up gauge\n")
+		for _, name := range slices.Sorted(maps.Keys(checks)) {
+			up := 1
+			if checks[name](ctx) != nil {
+				up = 0
+			}
+			fmt.Fprintf(&b, "herald_backend_up{backend=%q} %d\n", name, up)
+		}
+		if extra != nil {
+			extra(&b)
+		}
+		return c.SendString(b.String())
 	})
 }
 
 // metrics renders the node's counters. Labels are app ids only: channel and
 // user names never become labels, so cardinality stays bounded and no
 // tenant data leaks into monitoring.
-func metrics(stats Stats) string {
-	var b strings.Builder
+func writeMetrics(b *strings.Builder, stats Stats) {
 	s := stats.Stats()
 	gauge := func(name, help string, v any) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s %v\n", name, help, name, name, v)
+		fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %v\n", name, help, name, name, v)
 	}
 	counter := func(name, help string, v any) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s counter\n%s %v\n", name, help, name, name, v)
+		fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s counter\n%s %v\n", name, help, name, name, v)
 	}
 	gauge("herald_connections", "Open client connections on this node.", s.Connections)
 	counter("herald_slow_consumers_total", "Connections closed because their queue overflowed.", s.SlowConsumers)
@@ -74,10 +91,9 @@ func metrics(stats Stats) string {
 		{"herald_app_delivered_total", "counter", "Messages handed to connections per app.", func(u billing.Usage) any { return u.Delivered }},
 	}
 	for _, m := range perApp {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", m.name, m.help, m.name, m.kind)
+		fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s %s\n", m.name, m.help, m.name, m.kind)
 		for _, u := range usage {
-			fmt.Fprintf(&b, "%s{app=%q} %v\n", m.name, u.AppID, m.value(u))
+			fmt.Fprintf(b, "%s{app=%q} %v\n", m.name, u.AppID, m.value(u))
 		}
 	}
-	return b.String()
 }

@@ -142,7 +142,7 @@ func (n *Node) handleSubscribe(c *Client, data []byte) {
 			}
 			return
 		}
-		n.trackPresence(c.app.ID, channel, c.socketID, true)
+		n.trackPresence(c.app.ID, channel, c.socketID, s.member)
 		if first {
 			data, _ := json.Marshal(memberJSON{UserID: s.member.UserID, UserInfo: s.member.UserInfo})
 			n.publishInternal(c.app.ID, channel, "pusher_internal:member_added", data, c.socketID)
@@ -284,7 +284,7 @@ func (n *Node) unsubscribe(c *Client, s *subscription) {
 	if s.member == nil {
 		return
 	}
-	n.trackPresence(c.app.ID, s.channel, c.socketID, false)
+	n.trackPresence(c.app.ID, s.channel, c.socketID, nil)
 	var last bool
 	err := n.brokerCall(func(ctx context.Context) error {
 		var err error

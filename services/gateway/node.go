@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"runtime"
 	"strconv"
 	"sync"
@@ -78,10 +79,10 @@ type Node struct {
 	flushers []*flusher
 	nextFl   atomic.Uint32
 
-	mu        sync.Mutex                         // guards clients, users and presences
-	clients   map[*Client]struct{}               // every open connection
-	users     map[userKey]map[*Client]struct{}   // signed-in connections by user
-	presences map[channelKey]map[string]struct{} // local presence connection ids by channel
+	mu        sync.Mutex                                // guards clients, users and presences
+	clients   map[*Client]struct{}                      // every open connection
+	users     map[userKey]map[*Client]struct{}          // signed-in connections by user
+	presences map[channelKey]map[string]presence.Member // local presence members by channel and connection id
 
 	invalidate func(appID string)
 
@@ -122,7 +123,7 @@ func NewNode(cfg Config, d Deps) (*Node, error) {
 		cfg: cfg, log: d.Log, apps: d.Apps, broker: d.Broker, presence: d.Presence, occupied: d.Occupancy,
 		meter: d.Meter, events: d.Events, hub: newHub(), invalidate: d.Invalidate,
 		clients: map[*Client]struct{}{}, users: map[userKey]map[*Client]struct{}{},
-		presences: map[channelKey]map[string]struct{}{},
+		presences: map[channelKey]map[string]presence.Member{},
 		stop:      make(chan struct{}), sweeperDone: make(chan struct{}), presenceDone: make(chan struct{}),
 	}
 	if n.events == nil {
@@ -424,20 +425,29 @@ func (n *Node) keepPresence() {
 		case <-t.C:
 		}
 		n.mu.Lock()
-		local := make(map[channelKey][]string, len(n.presences))
+		local := make(map[channelKey]map[string]presence.Member, len(n.presences))
 		for k, conns := range n.presences {
-			for id := range conns {
-				local[k] = append(local[k], id)
-			}
+			local[k] = maps.Clone(conns)
 		}
 		n.mu.Unlock()
 		for k, conns := range local {
-			if err := n.brokerCall(func(ctx context.Context) error { return n.presence.Heartbeat(ctx, k.appID, k.channel, conns) }); err != nil {
+			var back []presence.Member
+			err := n.brokerCall(func(ctx context.Context) error {
+				var err error
+				back, err = n.presence.Heartbeat(ctx, k.appID, k.channel, conns)
+				return err
+			})
+			if err != nil {
 				n.log.Warn("presence heartbeat failed", "app", k.appID, "err", err)
 				continue
 			}
+			for _, m := range back {
+				data, _ := json.Marshal(memberJSON{UserID: m.UserID, UserInfo: m.UserInfo})
+				n.publishInternal(k.appID, k.channel, "pusher_internal:member_added", data, "")
+				n.events.MemberAdded(k.appID, k.channel, m.UserID)
+			}
 			var gone []string
-			err := n.brokerCall(func(ctx context.Context) error {
+			err = n.brokerCall(func(ctx context.Context) error {
 				var err error
 				gone, err = n.presence.Expire(ctx, k.appID, k.channel)
 				return err
@@ -454,17 +464,17 @@ func (n *Node) keepPresence() {
 	}
 }
 
-// trackPresence records (or forgets) a local presence connection, whose
-// entry the node keeps alive.
-func (n *Node) trackPresence(appID, channel, connID string, on bool) {
+// trackPresence records (or, with m nil, forgets) a local presence
+// connection, whose entry the node keeps alive.
+func (n *Node) trackPresence(appID, channel, connID string, m *presence.Member) {
 	k := channelKey{appID, channel}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if on {
+	if m != nil {
 		if n.presences[k] == nil {
-			n.presences[k] = map[string]struct{}{}
+			n.presences[k] = map[string]presence.Member{}
 		}
-		n.presences[k][connID] = struct{}{}
+		n.presences[k][connID] = *m
 		return
 	}
 	delete(n.presences[k], connID)

@@ -106,8 +106,13 @@ func testPresence(t *testing.T, newPair func(t *testing.T) (Store, Store)) {
 	t.Run("live entries survive heartbeat and expiry", func(t *testing.T) {
 		s, _ := newPair(t)
 		expectJoin(t, s, "app1", "presence-room", "c1", alice, 0, true)
-		mustOK(t, s.Heartbeat(ctx, "app1", "presence-room", []string{"c1", "unknown"}))
-		mustOK(t, s.Heartbeat(ctx, "app1", "presence-room", nil))
+		back, err := s.Heartbeat(ctx, "app1", "presence-room", map[string]Member{"c1": alice})
+		mustOK(t, err)
+		if len(back) != 0 {
+			t.Fatalf("Heartbeat of a live entry reported %v as returning", back)
+		}
+		_, err = s.Heartbeat(ctx, "app1", "presence-room", nil)
+		mustOK(t, err)
 		gone, err := s.Expire(ctx, "app1", "presence-room")
 		mustOK(t, err)
 		if len(gone) != 0 {

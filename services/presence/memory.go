@@ -89,7 +89,9 @@ func (m *Memory) Count(_ context.Context, appID, channel string) (int, error) {
 }
 
 // Heartbeat is free in memory: entries live as long as the process.
-func (m *Memory) Heartbeat(context.Context, string, string, []string) error { return nil }
+func (m *Memory) Heartbeat(context.Context, string, string, map[string]Member) ([]Member, error) {
+	return nil, nil
+}
 
 // Expire finds nothing in memory: entries never outlive their node.
 func (m *Memory) Expire(context.Context, string, string) ([]string, error) { return nil, nil }

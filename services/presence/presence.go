@@ -35,10 +35,14 @@ type Store interface {
 	Members(ctx context.Context, appID, channel string) ([]Member, error)
 	// Count returns the number of distinct users of (appID, channel).
 	Count(ctx context.Context, appID, channel string) (int, error)
-	// Heartbeat renews the entries of connections connIDs, all owned by the
-	// calling node, in (appID, channel). The owning node calls it well
-	// within the store's TTL for as long as the connections are there.
-	Heartbeat(ctx context.Context, appID, channel string, connIDs []string) error
+	// Heartbeat renews the entries of connections conns (connection id →
+	// member), all owned by the calling node, in (appID, channel). The
+	// owning node calls it well within the store's TTL for as long as the
+	// connections are there. An entry the store no longer has (Redis
+	// restarted, or the node was cut off past the TTL and its members were
+	// expired) is recorded again; the users that thereby became members
+	// again are returned so the caller can announce member_added.
+	Heartbeat(ctx context.Context, appID, channel string, conns map[string]Member) ([]Member, error)
 	// Expire removes the entries whose heartbeat lapsed (their node died)
 	// and returns the users that left the channel with them, so the caller
 	// can announce member_removed. Each lapsed user is returned to exactly

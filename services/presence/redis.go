@@ -171,23 +171,37 @@ func (r *Redis) Count(ctx context.Context, appID, channel string) (int, error) {
 // Heartbeat renews the entries of connIDs that still exist. An entry that
 // already lapsed and was expired is not restored: its user may have been
 // announced as removed, so its connection must join again.
-func (r *Redis) Heartbeat(ctx context.Context, appID, channel string, connIDs []string) error {
-	if len(connIDs) == 0 {
-		return nil
+func (r *Redis) Heartbeat(ctx context.Context, appID, channel string, conns map[string]Member) ([]Member, error) {
+	if len(conns) == 0 {
+		return nil, nil
 	}
 	keys, err := r.keys(appID, channel)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	args := make([]any, 0, 1+len(connIDs))
+	args := make([]any, 0, 1+4*len(conns))
 	args = append(args, r.ttl.Milliseconds())
-	for _, id := range connIDs {
-		args = append(args, id)
+	for id, m := range conns {
+		hasInfo := "0"
+		if m.UserInfo != nil {
+			hasInfo = "1"
+		}
+		args = append(args, id, m.UserID, []byte(m.UserInfo), hasInfo)
 	}
-	if err := heartbeatScript.Run(ctx, r.client, keys, args...).Err(); err != nil {
-		return fmt.Errorf("presence: redis heartbeat: %w", err)
+	users, err := heartbeatScript.Run(ctx, r.client, keys, args...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("presence: redis heartbeat: %w", err)
 	}
-	return nil
+	readded := make([]Member, 0, len(users))
+	for _, u := range users {
+		for _, m := range conns {
+			if m.UserID == u {
+				readded = append(readded, m)
+				break
+			}
+		}
+	}
+	return readded, nil
 }
 
 func (r *Redis) Expire(ctx context.Context, appID, channel string) ([]string, error) {

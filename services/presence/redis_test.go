@@ -58,7 +58,7 @@ func TestRedisPresenceLapse(t *testing.T) {
 	beats.Go(func() {
 		for {
 			for i := range channels {
-				if err := alive.Heartbeat(ctx, "app1", room(i), []string{"a1", "a2"}); err != nil {
+				if _, err := alive.Heartbeat(ctx, "app1", room(i), map[string]Member{"a1": bob, "a2": carol}); err != nil {
 					t.Error(err)
 				}
 			}
@@ -116,9 +116,15 @@ func TestRedisPresenceLapse(t *testing.T) {
 	}
 	expectMembers(t, alive, "app1", room(0), alice, bob, carol)
 	expectLeave(t, alive, "app1", room(0), "a3", "alice", true)
-	// The expired connection's heartbeat does not bring it back.
-	mustOK(t, dying.Heartbeat(ctx, "app1", room(2), []string{"d1", "d2"}))
-	expectMembers(t, alive, "app1", room(2), bob, carol)
+	// A node that was only cut off comes back: its heartbeat records its
+	// still-open connections again and reports the users who return, so
+	// their member_added can follow the member_removed sent at expiry.
+	back, err := dying.Heartbeat(ctx, "app1", room(2), map[string]Member{"d1": alice, "d2": bob})
+	mustOK(t, err)
+	if len(back) != 1 || back[0].UserID != "alice" {
+		t.Errorf("returning users = %v, want alice (bob never left: a1 is his)", back)
+	}
+	expectMembers(t, alive, "app1", room(2), alice, bob, carol)
 }
 
 // A node that stops heartbeating drops out of the counts after TTL; one
@@ -192,9 +198,10 @@ func TestRedisKeyScope(t *testing.T) {
 		channel := "presence-a:b{c}"
 		expectJoin(t, s, app, channel, "c1", Member{UserID: "u1", UserInfo: rawJSON("{}")}, 10, true)
 		expectJoin(t, s, app, channel, "c2", Member{UserID: "u2"}, 10, true)
-		mustOK(t, s.Heartbeat(ctx, app, channel, []string{"c1"}))
+		_, err := s.Heartbeat(ctx, app, channel, map[string]Member{"c1": {UserID: "u1", UserInfo: rawJSON("{}")}})
+		mustOK(t, err)
 		expectLeave(t, s, app, channel, "c2", "u2", true)
-		_, err := s.Expire(ctx, app, channel)
+		_, err = s.Expire(ctx, app, channel)
 		mustOK(t, err)
 		expectMembers(t, s, app, channel, Member{UserID: "u1", UserInfo: rawJSON("{}")})
 		mustOK(t, o.Add(ctx, app, channel, 1))
@@ -356,4 +363,25 @@ func (l *commandLog) keys() []string {
 		}
 	}
 	return out
+}
+
+// After Redis loses everything (a restart without persistence) the owning
+// nodes' heartbeats rebuild the member lists.
+func TestRedisPresence_HeartbeatRebuildsAfterDataLoss(t *testing.T) {
+	client := testClient(t)
+	ctx := context.Background()
+	prefix := randomPrefix(t, client)
+	a := NewRedis(client, RedisPresenceOptions{Prefix: prefix, TTL: time.Minute})
+	alice := Member{UserID: "alice", UserInfo: rawJSON(`{"n":1}`)}
+	expectJoin(t, a, "app1", "presence-x", "c1", alice, 0, true)
+	keys, err := client.Keys(ctx, prefix+":*").Result()
+	mustOK(t, err)
+	mustOK(t, client.Del(ctx, keys...).Err())
+	expectMembers(t, a, "app1", "presence-x")
+	back, err := a.Heartbeat(ctx, "app1", "presence-x", map[string]Member{"c1": alice})
+	mustOK(t, err)
+	if len(back) != 1 || back[0].UserID != "alice" {
+		t.Fatalf("returning users = %v, want alice", back)
+	}
+	expectMembers(t, a, "app1", "presence-x", alice)
 }
