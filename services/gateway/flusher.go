@@ -1,6 +1,9 @@
 package gateway
 
-import "sync"
+import (
+	"runtime"
+	"sync"
+)
 
 // NonBlockingWriter is implemented by transports that can attempt a write
 // without blocking (a plain socket). Such clients are written by the node's
@@ -64,6 +67,9 @@ func (f *flusher) run() {
 				c.flush()
 			}
 			clear(batch)
+			// A pass can take milliseconds of system calls; let the
+			// goroutines that produce frames run before the next one.
+			runtime.Gosched()
 			f.mu.Lock()
 			f.spare = batch[:0]
 			f.mu.Unlock()

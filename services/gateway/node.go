@@ -129,7 +129,9 @@ func NewNode(cfg Config, d Deps) (*Node, error) {
 	if n.events == nil {
 		n.events = noEvents{}
 	}
-	for range runtime.GOMAXPROCS(0) {
+	// Flushers never block, so each can keep a CPU busy: leave half of
+	// them to the readers, the API and the broker.
+	for range max(1, runtime.GOMAXPROCS(0)/2) {
 		n.flushers = append(n.flushers, newFlusher())
 	}
 	if n.log == nil {
