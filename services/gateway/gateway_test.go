@@ -103,6 +103,7 @@ func TestClientEventRateLimitKeepsConnection(t *testing.T) {
 	}
 	sender.send(`{"event":"pusher:ping","data":{}}`)
 	sender.t.waitEvent(t, "pusher:pong")
+	flushChannel(t, n, receiver, "private-chat")
 	if got := receiver.t.count(t, "client-typing"); got != 3 {
 		t.Errorf("receiver got %d client events, want the 3 within the limit", got)
 	}
@@ -131,6 +132,7 @@ func TestPresenceMembersPerUser(t *testing.T) {
 	watcher := join("w")
 	u1a := join("u1")
 	u1b := join("u1")
+	flushChannel(t, n, watcher, "presence-room")
 	if got := watcher.t.count(t, "pusher_internal:member_added"); got != 1 {
 		t.Fatalf("member_added sent %d times for one user with two connections", got)
 	}
@@ -139,8 +141,7 @@ func TestPresenceMembersPerUser(t *testing.T) {
 		t.Errorf("member list = %s, want 2 users", succ["data"])
 	}
 	u1a.hangUp()
-	u1b.send(`{"event":"pusher:ping","data":{}}`)
-	u1b.t.waitEvent(t, "pusher:pong")
+	flushChannel(t, n, watcher, "presence-room")
 	if watcher.t.count(t, "pusher_internal:member_removed") != 0 {
 		t.Fatal("member_removed sent while the user still has a connection")
 	}
@@ -333,4 +334,16 @@ func waitClose(t *testing.T, cn *conn, code int) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// flushChannel publishes a marker on channel and waits until cn has it: the
+// broker delivers a channel in order, so everything published on it before
+// has reached cn too.
+func flushChannel(t *testing.T, n *Node, cn *conn, channel string) {
+	t.Helper()
+	marker := fmt.Sprintf("marker-%d", time.Now().UnixNano())
+	if err := n.Publish(context.Background(), "1", channel, &broker.Publication{Event: marker, Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	cn.t.waitEvent(t, marker)
 }
