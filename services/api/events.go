@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -15,15 +16,15 @@ import (
 
 // event is the body of POST /events and one item of a batch.
 type event struct {
-	Name     *string         `json:"name"`
-	Data     json.RawMessage `json:"data"`
-	Channels []string        `json:"channels"`
-	Channel  *string         `json:"channel"`
-	SocketID string          `json:"socket_id"`
-	Info     string          `json:"info"`
-
-	data string // Data decoded, set by validate
+	Name     *string  `json:"name"`
+	Data     *string  `json:"data"`
+	Channels []string `json:"channels"`
+	Channel  *string  `json:"channel"`
+	SocketID string   `json:"socket_id"`
+	Info     string   `json:"info"`
 }
+
+const dataMustBeString = "data is required and must be a string (JSON-encode objects first, as the Pusher SDKs do)"
 
 var socketIDPattern = regexp.MustCompile(`^\d+\.\d+$`)
 
@@ -40,12 +41,10 @@ func (e *event) validate(app *tenants.App, where string, batch bool) ([]string, 
 	if protocol.ReservedEvent(*e.Name) {
 		return nil, badRequest(where + "name must not start with pusher:, pusher_internal: or herald:")
 	}
-	var data string
-	if len(e.Data) == 0 || json.Unmarshal(e.Data, &data) != nil {
-		return nil, badRequest(where + "data is required and must be a string (JSON-encode objects first, as the Pusher SDKs do)")
+	if e.Data == nil {
+		return nil, badRequest(where + dataMustBeString)
 	}
-	e.data = data
-	if len(data) > limits.MaxPayloadBytes {
+	if len(*e.Data) > limits.MaxPayloadBytes {
 		return nil, &Error{fiber.StatusRequestEntityTooLarge, fmt.Sprintf("%sdata is over %d bytes", where, limits.MaxPayloadBytes)}
 	}
 	channels := e.Channels
@@ -97,10 +96,17 @@ func checkInfo(info, where string) error {
 }
 
 func decodeBody(c *fiber.Ctx, v any) error {
-	if err := json.Unmarshal(c.Body(), v); err != nil {
-		return badRequest("request body is not valid JSON: " + err.Error())
+	err := json.Unmarshal(c.Body(), v)
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &typeErr) && (typeErr.Field == "data" || strings.HasSuffix(typeErr.Field, ".data")):
+		return badRequest(dataMustBeString)
+	case errors.As(err, &typeErr):
+		return badRequest(fmt.Sprintf("request body: %s must be a %s", typeErr.Field, typeErr.Type))
 	}
-	return nil
+	return badRequest("request body is not valid JSON: " + err.Error())
 }
 
 func (s *Server) postEvents(c *fiber.Ctx) error {
@@ -176,7 +182,7 @@ func (s *Server) postBatchEvents(c *fiber.Ctx) error {
 }
 
 func (s *Server) publish(c *fiber.Ctx, app *tenants.App, e *event, channels []string) error {
-	pub := &broker.Publication{Event: *e.Name, Data: []byte(e.data), ExcludeSocketID: e.SocketID}
+	pub := &broker.Publication{Event: *e.Name, Data: []byte(*e.Data), ExcludeSocketID: e.SocketID}
 	for _, ch := range channels {
 		if err := s.gateway.Publish(c.UserContext(), app.ID, ch, pub); err != nil {
 			s.log.Error("publish failed", "app", app.ID, "err", err)
