@@ -14,12 +14,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldrt/herald/services/internal/redistest"
 )
 
 func TestRedisBroker(t *testing.T) {
@@ -137,7 +138,7 @@ func TestRedisBrokerChannelScope(t *testing.T) {
 	ctx := context.Background()
 	srv := startRedisServer(t)
 	client := testClient(t, srv.url())
-	var cmds commandLog
+	var cmds redistest.CommandLog
 	client.AddHook(&cmds)
 	const prefix = "scoped"
 	b, rec := runBroker(t, redisBroker(client, RedisOptions{Prefix: prefix, ClusterKey: []byte("k")}))
@@ -154,7 +155,7 @@ func TestRedisBrokerChannelScope(t *testing.T) {
 	if len(channels) != 3 {
 		t.Errorf("subscribed channels %v, want 3", channels)
 	}
-	for _, c := range append(channels, cmds.args("publish", 1)...) {
+	for _, c := range append(channels, commandArgs(&cmds, "publish", 1)...) {
 		if !scoped(prefix, c) {
 			t.Errorf("channel %q lacks the prefix and app tag", c)
 		}
@@ -352,44 +353,12 @@ func randomPrefix(t *testing.T) string {
 	return "test" + hex.EncodeToString(b[:])
 }
 
-// commandLog is a go-redis hook that records every command's arguments.
-type commandLog struct {
-	mu   sync.Mutex
-	cmds [][]any
-}
-
-func (l *commandLog) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (l *commandLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		l.record(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (l *commandLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, c := range cmds {
-			l.record(c)
-		}
-		return next(ctx, cmds)
-	}
-}
-
-func (l *commandLog) record(cmd redis.Cmder) {
-	l.mu.Lock()
-	l.cmds = append(l.cmds, slices.Clone(cmd.Args()))
-	l.mu.Unlock()
-}
-
-// args returns argument i of every recorded command named name.
-func (l *commandLog) args(name string, i int) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// commandArgs returns argument i of every command named name in log.
+func commandArgs(log *redistest.CommandLog, name string, i int) []string {
 	var out []string
-	for _, c := range l.cmds {
-		if strings.EqualFold(fmt.Sprint(c[0]), name) && len(c) > i {
-			out = append(out, fmt.Sprint(c[i]))
+	for _, c := range log.Commands() {
+		if strings.EqualFold(c[0], name) && len(c) > i {
+			out = append(out, c[i])
 		}
 	}
 	return out

@@ -143,7 +143,14 @@ type conn struct {
 func connect(t testing.TB, n *Node, key string) *conn {
 	t.Helper()
 	ft := newFake()
-	c, err := n.Connect(context.Background(), key, "7", ft)
+	return connectWith(t, n, key, ft, ft)
+}
+
+// connectWith connects transport (whose recording side is ft) and runs its
+// reader on frames pushed with send.
+func connectWith(t testing.TB, n *Node, key string, transport Transport, ft *fakeTransport) *conn {
+	t.Helper()
+	c, err := n.Connect(context.Background(), key, "7", transport)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,26 +43,7 @@ func (s *socketFake) WriteMany(frames [][]byte) error {
 func connectSocket(t *testing.T, n *Node) (*conn, *socketFake) {
 	t.Helper()
 	sf := &socketFake{fakeTransport: newFake()}
-	c, err := n.Connect(context.Background(), "key", "7", sf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cn := &conn{c: c, t: sf.fakeTransport, in: make(chan []byte), ended: make(chan struct{})}
-	go func() {
-		defer close(cn.ended)
-		n.Serve(c, func() ([]byte, error) {
-			select {
-			case b, ok := <-cn.in:
-				if !ok {
-					return nil, errEnded
-				}
-				return b, nil
-			case <-sf.gone:
-				return nil, errEnded
-			}
-		})
-	}()
-	return cn, sf
+	return connectWith(t, n, "key", sf, sf.fakeTransport), sf
 }
 
 // A client whose socket is full is handed to a writer goroutine of its own:

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldrt/herald/services/internal/redistest"
 )
 
 func TestRedisPresence(t *testing.T) {
@@ -189,7 +191,7 @@ func TestRedisOccupancyRestores(t *testing.T) {
 func TestRedisKeyScope(t *testing.T) {
 	ctx := context.Background()
 	client := testClient(t)
-	var cmds commandLog
+	var cmds redistest.CommandLog
 	client.AddHook(&cmds)
 	prefix := randomPrefix(t, client)
 	s := NewRedis(client, RedisPresenceOptions{Prefix: prefix, TTL: time.Minute})
@@ -217,7 +219,7 @@ func TestRedisKeyScope(t *testing.T) {
 		}
 	}
 
-	keys := cmds.keys()
+	keys := commandKeys(&cmds)
 	if len(keys) < 20 {
 		t.Fatalf("recorded only %d keys", len(keys))
 	}
@@ -309,47 +311,11 @@ func deleteKeys(t *testing.T, client redis.UniversalClient, prefix string) {
 	}
 }
 
-// commandLog is a go-redis hook that records the keys of every command.
-type commandLog struct {
-	mu   sync.Mutex
-	cmds [][]any
-}
-
-func (l *commandLog) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (l *commandLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		l.record(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (l *commandLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, c := range cmds {
-			l.record(c)
-		}
-		return next(ctx, cmds)
-	}
-}
-
-func (l *commandLog) record(cmd redis.Cmder) {
-	l.mu.Lock()
-	l.cmds = append(l.cmds, slices.Clone(cmd.Args()))
-	l.mu.Unlock()
-}
-
-// keys returns the keys of the recorded commands. For scripts that is
+// commandKeys returns the keys of the commands in log. For scripts that is
 // KEYS, plus the key prefix the occupancy reader builds keys from.
-func (l *commandLog) keys() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+func commandKeys(log *redistest.CommandLog) []string {
 	var out []string
-	for _, c := range l.cmds {
-		args := make([]string, len(c))
-		for i, a := range c {
-			args[i] = fmt.Sprint(a)
-		}
+	for _, args := range log.Commands() {
 		switch strings.ToLower(args[0]) {
 		case "time", "ping", "scan", "hello", "client":
 		case "eval", "evalsha":
