@@ -176,19 +176,7 @@ func TestSlowConsumerIsClosedWith4100(t *testing.T) {
 		}
 	}
 	close(slow.t.block)
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		slow.t.mu.Lock()
-		code := slow.t.code
-		slow.t.mu.Unlock()
-		if code == protocol.CodeOverCapacity {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("slow consumer close code = %d, want 4100", code)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitClose(t, slow, protocol.CodeOverCapacity)
 	if got := slow.t.count(t, "e"); got >= 20 {
 		t.Errorf("slow client got all %d events despite overflowing", got)
 	}
@@ -237,19 +225,7 @@ func TestTerminateUserClosesOnlyThatUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, cn := range []*conn{a1, a2} {
-		deadline := time.Now().Add(2 * time.Second)
-		for {
-			cn.t.mu.Lock()
-			code := cn.t.code
-			cn.t.mu.Unlock()
-			if code == protocol.CodeUnauthorized {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("terminated connection close code = %d, want 4009", code)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitClose(t, cn, protocol.CodeUnauthorized)
 	}
 	b.send(`{"event":"pusher:ping","data":{}}`)
 	b.t.waitEvent(t, "pusher:pong")
