@@ -43,3 +43,12 @@ func BenchmarkFanout(b *testing.B) {
 		})
 	}
 }
+
+// count returns the channel's local subscription count.
+func (h *hub) count(appID, channel string) int {
+	k := channelKey{appID, channel}
+	sh := h.shard(k)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return len(sh.channels[k])
+}

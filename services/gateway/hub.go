@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"hash/maphash"
-	"strings"
 	"sync"
 )
 
@@ -100,36 +99,4 @@ func (h *hub) broadcast(appID, channel string, frame []byte, excludeSocketID str
 		}
 	}
 	return n
-}
-
-// ChannelCount is one channel's local subscription count.
-type ChannelCount struct {
-	Name          string
-	Subscriptions int
-}
-
-// channels returns the app's occupied channels whose name starts with
-// prefix.
-func (h *hub) channels(appID, prefix string) []ChannelCount {
-	var out []ChannelCount
-	for i := range h.shards {
-		sh := &h.shards[i]
-		sh.mu.RLock()
-		for k, subs := range sh.channels {
-			if k.appID == appID && strings.HasPrefix(k.channel, prefix) {
-				out = append(out, ChannelCount{Name: k.channel, Subscriptions: len(subs)})
-			}
-		}
-		sh.mu.RUnlock()
-	}
-	return out
-}
-
-// count returns the channel's local subscription count.
-func (h *hub) count(appID, channel string) int {
-	k := channelKey{appID, channel}
-	sh := h.shard(k)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	return len(sh.channels[k])
 }
