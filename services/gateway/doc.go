@@ -9,14 +9,20 @@
 // Each connection has one reader goroutine (the transport's handler) that
 // runs every protocol handler for that connection; a Client's subscription
 // map and sign-in state belong to it alone. Writes go through the Client's
-// bounded queue: Enqueue never blocks, and a writer goroutine exists only
-// while the queue is non-empty, so exactly one goroutine writes to a
-// connection at a time and an idle connection costs no goroutine but its
-// reader. The writer hands all queued frames to the transport in one call,
-// which writes them with one system call.
+// bounded queue: Enqueue never blocks. Exactly one writer at a time drains a
+// connection: for a plain socket, one of the node's flushers, which writes
+// everything queued in one non-blocking system call per pass; when the
+// socket cannot take it all (and for transports that can only block), a
+// writer goroutine of the connection's own, which exists only until the
+// queue is empty. An idle connection costs its reader and nothing else.
 //
-// Lock order: hub shard lock, then Client.mu. Node.mu (the user index) and
-// Client.mu are never held together with a shard lock in the other order,
-// and no lock is held while calling the broker, the presence store or a
-// transport.
+// The node's other goroutines: the liveness sweeper (one ticker for every
+// connection), the presence keeper (heartbeats and expiry of dead nodes'
+// members), and the broker's delivery goroutine, which calls
+// HandlePublication and HandleControl.
+//
+// Lock order: hub shard lock, then Client.mu, then flusher.mu. Node.mu (the
+// connection, user and presence indexes) is never held with a shard lock or
+// Client.mu, and no lock is held while calling the broker, the presence or
+// occupancy store, or a transport.
 package gateway
