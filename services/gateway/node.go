@@ -181,7 +181,9 @@ func (n *Node) HandleControl(c broker.Control) {
 		if n.invalidate != nil {
 			n.invalidate(c.AppID)
 		}
-		n.recheckApp(c.AppID)
+		// The re-check reads the store, which may mean a database round
+		// trip; the broker's delivery goroutine must not wait for it.
+		go n.recheckApp(c.AppID)
 	}
 }
 
