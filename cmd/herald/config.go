@@ -37,6 +37,7 @@ type Config struct {
 	NodeID          string
 	PresenceTTL     time.Duration
 	AdminToken      string
+	TrustedProxies  string
 }
 
 // envFlags registers flags whose defaults come from HERALD_* variables and
@@ -124,6 +125,7 @@ func (c *Config) flags(fs *flag.FlagSet) *envFlags {
 	e.String(&c.NodeID, "node-id", "HERALD_NODE_ID", "", "this node's name in the cluster (random when empty)")
 	e.Duration(&c.PresenceTTL, "presence-ttl", "HERALD_PRESENCE_TTL", 30*time.Second, "how long a dead node's presence members and counts survive in Redis")
 	e.String(&c.AdminToken, "admin-token", "HERALD_ADMIN_TOKEN", "", "operator token for the management API /v1 (off when empty; prefer the variable)")
+	e.String(&c.TrustedProxies, "trusted-proxies", "HERALD_TRUSTED_PROXIES", "", "comma-separated IPs or CIDRs of load balancers whose X-Forwarded-For names the client (none: the peer is the client)")
 	e.String(&c.PprofAddr, "pprof-addr", "HERALD_PPROF_ADDR", "", "loopback address for Go's pprof profiler (off when empty; never expose it)")
 	return e
 }

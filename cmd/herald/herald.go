@@ -70,6 +70,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
+	proxies, err := gateway.ParseProxies(m.Config.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("HERALD_TRUSTED_PROXIES: %w", err)
+	}
 	m.broker = m.backends.broker
 	deps := gateway.Deps{Apps: m.apps, Broker: m.broker, Presence: m.backends.presence,
 		Occupancy: m.backends.occupancy, Log: m.Log}
@@ -83,6 +87,7 @@ func (m *Main) Run(ctx context.Context) error {
 		QueueFrames:      m.Config.QueueFrames,
 		QueueBytes:       m.Config.QueueBytes,
 		PresenceInterval: m.Config.PresenceTTL / 3,
+		TrustedProxies:   proxies,
 	}, deps)
 	if err != nil {
 		return fmt.Errorf("start gateway: %w", err)

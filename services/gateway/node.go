@@ -38,6 +38,9 @@ type Config struct {
 	MaxFrameBytes int
 	// BrokerTimeout bounds each broker and presence call. Default 2 s.
 	BrokerTimeout time.Duration
+	// TrustedProxies are the peers whose X-Forwarded-For names the client.
+	// Default none: the peer is the client.
+	TrustedProxies Proxies
 	// PresenceInterval is how often the node renews its presence entries
 	// and looks for members of dead nodes. Keep it well below the presence
 	// store's TTL. Default 10 s.

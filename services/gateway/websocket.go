@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"syscall"
 	"time"
@@ -45,11 +46,16 @@ func (n *Node) WebSocketHandler() fiber.Handler {
 		// The upgraded connection is wrapped by fasthttp; keep the socket
 		// itself for non-blocking writes.
 		c.Locals(localRawConn, c.Context().Conn())
+		peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
+		c.Locals(localClientIP, n.cfg.TrustedProxies.ClientIP(peer, c.Get(fiber.HeaderXForwardedFor)))
 		return upgrade(c)
 	}
 }
 
-const localRawConn = "herald.rawconn"
+const (
+	localRawConn  = "herald.rawconn"
+	localClientIP = "herald.clientip"
+)
 
 func (n *Node) serveWebSocket(conn *websocket.Conn) {
 	conn.SetReadLimit(int64(n.cfg.MaxFrameBytes))
@@ -60,6 +66,7 @@ func (n *Node) serveWebSocket(conn *websocket.Conn) {
 		if !errors.As(err, &r) {
 			r = &Refusal{protocol.CodeOverCapacity, "temporarily unavailable"}
 		}
+		n.log.Debug("connection refused", "code", r.Code, "reason", r.Message, "ip", conn.Locals(localClientIP))
 		_ = t.WriteMany([][]byte{RefusalFrame(r)})
 		_ = t.Close(r.Code, r.Message)
 		drain(conn.Conn)
