@@ -29,7 +29,7 @@ func (s *Server) getChannels(c *fiber.Ctx) error {
 		case "subscription_count":
 			subs = true
 		default:
-			return badRequest("info may list user_count and subscription_count, not " + truncate(attr, 50))
+			return badRequest("info may list user_count and subscription_count, not " + protocol.Shorten(attr, 50))
 		}
 	}
 	list, err := s.gateway.Channels(c.UserContext(), app.ID, prefix, users)
@@ -74,7 +74,7 @@ func (s *Server) getChannel(c *fiber.Ctx) error {
 		case "cache":
 			return badRequest("cache channels are not supported yet")
 		default:
-			return badRequest("info may list user_count and subscription_count, not " + truncate(attr, 50))
+			return badRequest("info may list user_count and subscription_count, not " + protocol.Shorten(attr, 50))
 		}
 	}
 	ci, err := s.gateway.Channel(c.UserContext(), app.ID, name)

@@ -64,7 +64,7 @@ func (e *event) validate(app *tenants.App, where string, batch bool) ([]string, 
 	}
 	for _, ch := range channels {
 		if !protocol.ValidChannelName(ch) {
-			return nil, badRequest(fmt.Sprintf("%sinvalid channel name %q: use 1 to %d characters of A-Z a-z 0-9 _ - = @ , . ;", where, truncate(ch, 200), protocol.MaxChannelNameLength))
+			return nil, badRequest(fmt.Sprintf("%sinvalid channel name %q: use 1 to %d characters of A-Z a-z 0-9 _ - = @ , . ;", where, protocol.Shorten(ch, 200), protocol.MaxChannelNameLength))
 		}
 	}
 	if len(channels) > 1 {
@@ -89,7 +89,7 @@ func checkInfo(info, where string) error {
 	}
 	for _, attr := range strings.Split(info, ",") {
 		if attr != "user_count" && attr != "subscription_count" {
-			return badRequest(fmt.Sprintf("%sinfo may list user_count and subscription_count, not %q", where, truncate(attr, 50)))
+			return badRequest(fmt.Sprintf("%sinfo may list user_count and subscription_count, not %q", where, protocol.Shorten(attr, 50)))
 		}
 	}
 	return nil
@@ -217,11 +217,4 @@ func (s *Server) channelsInfo(c *fiber.Ctx, app *tenants.App, channels []string,
 func (s *Server) unavailable(app *tenants.App, err error) error {
 	s.log.Error("channel query failed", "app", app.ID, "err", err)
 	return &Error{fiber.StatusServiceUnavailable, "channel information is temporarily unavailable, retry"}
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }

@@ -28,12 +28,11 @@ type Client struct {
 	queue       [][]byte   // frames waiting for the writer
 	spare       [][]byte   // the writer's previous batch, reused
 	queuedBytes int
-	writing     bool              // a writer goroutine is running, or a flusher is writing
-	scheduled   bool              // on a flusher's dirty list
-	flusher     *flusher          // nil: the transport cannot write without blocking
-	nonBlocking NonBlockingWriter // the transport, when flusher is set
-	closing     bool              // a close is pending after the queue drains
-	closed      bool              // the transport is closed or broken
+	writing     bool     // a writer goroutine is running, or a flusher is writing
+	scheduled   bool     // on a flusher's dirty list
+	flusher     *flusher // set when the transport is a NonBlockingWriter
+	closing     bool     // a close is pending after the queue drains
+	closed      bool     // the transport is closed or broken
 	closeCode   int
 	closeReason string
 	userID      string // signed-in user, also read by the node's user index
@@ -149,7 +148,7 @@ func (c *Client) flush() {
 	c.mu.Unlock()
 	defer c.writer.Done()
 
-	flushed, err := c.nonBlocking.TryWriteMany(batch)
+	flushed, err := c.transport.(NonBlockingWriter).TryWriteMany(batch)
 	clear(batch)
 
 	c.mu.Lock()

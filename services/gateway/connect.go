@@ -33,11 +33,11 @@ func (n *Node) Connect(ctx context.Context, key, version string, t Transport) (*
 	case "":
 		return nil, &Refusal{protocol.CodeNoProtocol, "no protocol version supplied"}
 	default:
-		return nil, &Refusal{protocol.CodeUnsupportedProtocol, "unsupported protocol version " + truncate(version, 16) + "; use 7"}
+		return nil, &Refusal{protocol.CodeUnsupportedProtocol, "unsupported protocol version " + protocol.Shorten(version, 16) + "; use 7"}
 	}
 	app, err := n.apps.AppByKey(ctx, key)
 	if errors.Is(err, tenants.ErrNotFound) {
-		return nil, &Refusal{protocol.CodeAppNotFound, "could not find app by key " + truncate(key, 64)}
+		return nil, &Refusal{protocol.CodeAppNotFound, "could not find app by key " + protocol.Shorten(key, 64)}
 	}
 	if err != nil {
 		n.log.Error("app lookup failed", "err", err)
@@ -52,8 +52,7 @@ func (n *Node) Connect(ctx context.Context, key, version string, t Transport) (*
 	}
 	c := &Client{node: n, app: app, key: key, socketID: newSocketID(), transport: t, channels: map[string]*subscription{}}
 	c.writeFn = c.write
-	if nb, ok := t.(NonBlockingWriter); ok {
-		c.nonBlocking = nb
+	if _, ok := t.(NonBlockingWriter); ok {
 		c.flusher = n.flushers[n.nextFl.Add(1)%uint32(len(n.flushers))]
 	}
 	c.lastSeen.Store(time.Now().UnixNano())
@@ -114,11 +113,4 @@ func (n *Node) removeUserLocked(c *Client) {
 	if len(n.users[k]) == 0 {
 		delete(n.users, k)
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }

@@ -50,7 +50,7 @@ func (n *Node) handleFrame(c *Client, raw []byte) {
 			n.handleClientEvent(c, &f)
 			return
 		}
-		c.sendError(0, "unsupported event "+truncate(string(f.Event), 64))
+		c.sendError(0, "unsupported event "+protocol.Shorten(string(f.Event), 64))
 	}
 }
 
@@ -79,7 +79,7 @@ func (n *Node) handleSubscribe(c *Client, data []byte) {
 	}
 	channel := string(d.Channel)
 	if !protocol.ValidChannelName(channel) {
-		c.rejectSubscription(channel, 400, fmt.Sprintf("invalid channel name %q: use 1 to %d characters of A-Z a-z 0-9 _ - = @ , . ;", truncate(channel, 200), protocol.MaxChannelNameLength))
+		c.rejectSubscription(channel, 400, fmt.Sprintf("invalid channel name %q: use 1 to %d characters of A-Z a-z 0-9 _ - = @ , . ;", protocol.Shorten(channel, 200), protocol.MaxChannelNameLength))
 		return
 	}
 	if s, ok := c.channels[channel]; ok {
@@ -115,14 +115,16 @@ func (n *Node) handleSubscribe(c *Client, data []byte) {
 		}
 	}
 
-	if err := n.brokerCall(func(ctx context.Context) error { return n.occupied.Add(ctx, c.app.ID, channel, 1) }); err != nil {
+	ctx, cancel := n.bounded(context.Background())
+	defer cancel()
+	if err := n.occupied.Add(ctx, c.app.ID, channel, 1); err != nil {
 		n.log.Error("occupancy update failed", "app", c.app.ID, "err", err)
 		c.rejectSubscription(channel, 503, "temporarily unable to subscribe, retry")
 		return
 	}
 	c.channels[channel] = s
 	if n.hub.add(c.app.ID, s) {
-		if err := n.brokerCall(func(ctx context.Context) error { return n.broker.Subscribe(ctx, c.app.ID, channel) }); err != nil {
+		if err := n.broker.Subscribe(ctx, c.app.ID, channel); err != nil {
 			n.log.Error("broker subscribe failed", "app", c.app.ID, "err", err)
 			n.dropSubscription(c, s)
 			c.rejectSubscription(channel, 503, "temporarily unable to subscribe, retry")
@@ -131,7 +133,7 @@ func (n *Node) handleSubscribe(c *Client, data []byte) {
 		n.events.ChannelOccupied(c.app.ID, channel)
 	}
 	if s.member != nil {
-		first, err := n.joinPresence(c, s)
+		first, err := n.presence.Join(ctx, c.app.ID, channel, c.socketID, *s.member, c.app.Settings.Limits.MaxPresenceMembers)
 		if err != nil {
 			n.dropSubscription(c, s)
 			if errors.Is(err, presence.ErrFull) {
@@ -144,9 +146,7 @@ func (n *Node) handleSubscribe(c *Client, data []byte) {
 		}
 		n.trackPresence(c.app.ID, channel, c.socketID, s.member)
 		if first {
-			data, _ := json.Marshal(memberJSON{UserID: s.member.UserID, UserInfo: s.member.UserInfo})
-			n.publishInternal(c.app.ID, channel, "pusher_internal:member_added", data, c.socketID)
-			n.events.MemberAdded(c.app.ID, channel, s.member.UserID)
+			n.memberAdded(c.app.ID, channel, *s.member, c.socketID)
 		}
 	}
 	n.sendSubscribed(c, s)
@@ -216,27 +216,14 @@ func userIDString(raw json.RawMessage) (string, bool) {
 	return "", false
 }
 
-func (n *Node) joinPresence(c *Client, s *subscription) (bool, error) {
-	var first bool
-	err := n.brokerCall(func(ctx context.Context) error {
-		var err error
-		first, err = n.presence.Join(ctx, c.app.ID, s.channel, c.socketID, *s.member, c.app.Settings.Limits.MaxPresenceMembers)
-		return err
-	})
-	return first, err
-}
-
 // sendSubscribed confirms a subscription; presence channels get the member
 // list, which includes the subscriber.
 func (n *Node) sendSubscribed(c *Client, s *subscription) {
 	data := []byte("{}")
 	if s.member != nil {
-		var members []presence.Member
-		err := n.brokerCall(func(ctx context.Context) error {
-			var err error
-			members, err = n.presence.Members(ctx, c.app.ID, s.channel)
-			return err
-		})
+		ctx, cancel := n.bounded(context.Background())
+		members, err := n.presence.Members(ctx, c.app.ID, s.channel)
+		cancel()
 		if err != nil {
 			n.log.Error("presence members failed", "app", c.app.ID, "err", err)
 		}
@@ -285,20 +272,15 @@ func (n *Node) unsubscribe(c *Client, s *subscription) {
 		return
 	}
 	n.trackPresence(c.app.ID, s.channel, c.socketID, nil)
-	var last bool
-	err := n.brokerCall(func(ctx context.Context) error {
-		var err error
-		last, err = n.presence.Leave(ctx, c.app.ID, s.channel, c.socketID, s.member.UserID)
-		return err
-	})
+	ctx, cancel := n.bounded(context.Background())
+	last, err := n.presence.Leave(ctx, c.app.ID, s.channel, c.socketID, s.member.UserID)
+	cancel()
 	if err != nil {
 		n.log.Error("presence leave failed", "app", c.app.ID, "err", err)
 		return
 	}
 	if last {
-		data, _ := json.Marshal(memberJSON{UserID: s.member.UserID})
-		n.publishInternal(c.app.ID, s.channel, "pusher_internal:member_removed", data, c.socketID)
-		n.events.MemberRemoved(c.app.ID, s.channel, s.member.UserID)
+		n.memberRemoved(c.app.ID, s.channel, s.member.UserID, c.socketID)
 	}
 }
 
@@ -306,31 +288,46 @@ func (n *Node) unsubscribe(c *Client, s *subscription) {
 // broker when it was the channel's last local subscriber.
 func (n *Node) dropSubscription(c *Client, s *subscription) {
 	delete(c.channels, s.channel)
-	if err := n.brokerCall(func(ctx context.Context) error { return n.occupied.Add(ctx, c.app.ID, s.channel, -1) }); err != nil {
+	ctx, cancel := n.bounded(context.Background())
+	defer cancel()
+	if err := n.occupied.Add(ctx, c.app.ID, s.channel, -1); err != nil {
 		n.log.Error("occupancy update failed", "app", c.app.ID, "err", err)
 	}
 	if !n.hub.remove(c.app.ID, s) {
 		return
 	}
 	n.events.ChannelVacated(c.app.ID, s.channel)
-	if err := n.brokerCall(func(ctx context.Context) error { return n.broker.Unsubscribe(ctx, c.app.ID, s.channel) }); err != nil {
+	if err := n.broker.Unsubscribe(ctx, c.app.ID, s.channel); err != nil {
 		n.log.Error("broker unsubscribe failed", "app", c.app.ID, "err", err)
 	}
 }
 
+// memberAdded announces a user's arrival on a presence channel to its other
+// subscribers (exclude is the joining connection) and to the event sink.
+func (n *Node) memberAdded(appID, channel string, m presence.Member, exclude string) {
+	data, _ := json.Marshal(memberJSON{UserID: m.UserID, UserInfo: m.UserInfo})
+	n.publishInternal(appID, channel, "pusher_internal:member_added", data, exclude)
+	n.events.MemberAdded(appID, channel, m.UserID)
+}
+
+// memberRemoved announces that a user's last connection left.
+func (n *Node) memberRemoved(appID, channel, userID, exclude string) {
+	data, _ := json.Marshal(memberJSON{UserID: userID})
+	n.publishInternal(appID, channel, "pusher_internal:member_removed", data, exclude)
+	n.events.MemberRemoved(appID, channel, userID)
+}
+
 func (n *Node) publishInternal(appID, channel, event string, data []byte, exclude string) {
-	err := n.brokerCall(func(ctx context.Context) error {
-		return n.broker.Publish(ctx, appID, channel, &broker.Publication{Event: event, Data: data, ExcludeSocketID: exclude})
-	})
-	if err != nil {
+	ctx, cancel := n.bounded(context.Background())
+	defer cancel()
+	if err := n.broker.Publish(ctx, appID, channel, &broker.Publication{Event: event, Data: data, ExcludeSocketID: exclude}); err != nil {
 		n.log.Error("broker publish failed", "app", appID, "event", event, "err", err)
 	}
 }
 
-func (n *Node) brokerCall(f func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.BrokerTimeout)
-	defer cancel()
-	return f(ctx)
+// bounded gives a broker or store call its deadline.
+func (n *Node) bounded(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, n.cfg.BrokerTimeout)
 }
 
 func (n *Node) handleSignin(c *Client, data []byte) {
@@ -403,7 +400,7 @@ func (n *Node) handleClientEvent(c *Client, f *protocol.Frame) {
 	}
 	s, ok := c.channels[channel]
 	if !ok || !s.accepted {
-		c.sendError(0, "Client event rejected - not subscribed to channel "+truncate(channel, 200))
+		c.sendError(0, "Client event rejected - not subscribed to channel "+protocol.Shorten(channel, 200))
 		return
 	}
 	data := f.Data
@@ -422,7 +419,9 @@ func (n *Node) handleClientEvent(c *Client, f *protocol.Frame) {
 	if s.member != nil {
 		pub.UserID = s.member.UserID
 	}
-	if err := n.brokerCall(func(ctx context.Context) error { return n.broker.Publish(ctx, c.app.ID, channel, pub) }); err != nil {
+	ctx, cancel := n.bounded(context.Background())
+	defer cancel()
+	if err := n.broker.Publish(ctx, c.app.ID, channel, pub); err != nil {
 		n.log.Error("broker publish failed", "app", c.app.ID, "err", err)
 		c.sendError(0, "Client event rejected - temporarily unavailable, retry")
 		return

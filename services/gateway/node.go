@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"maps"
@@ -196,7 +195,7 @@ func (n *Node) HandleControl(c broker.Control) {
 // (4200), which then fails for the old key. New settings apply to new
 // connections.
 func (n *Node) recheckApp(appID string) {
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.BrokerTimeout)
+	ctx, cancel := n.bounded(context.Background())
 	defer cancel()
 	app, err := n.apps.AppByID(ctx, appID)
 	if err != nil && !errors.Is(err, tenants.ErrNotFound) {
@@ -230,14 +229,14 @@ func hasKey(app *tenants.App, key string) bool {
 // InvalidateApp tells every node that an app, its keys or its tenant
 // changed.
 func (n *Node) InvalidateApp(ctx context.Context, appID string) error {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
+	ctx, cancel := n.bounded(ctx)
 	defer cancel()
 	return n.broker.PublishControl(ctx, broker.Control{Kind: broker.InvalidateApp, AppID: appID})
 }
 
 // Publish publishes an event from the app's backend to one channel.
 func (n *Node) Publish(ctx context.Context, appID, channel string, pub *broker.Publication) error {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
+	ctx, cancel := n.bounded(ctx)
 	defer cancel()
 	if err := n.broker.Publish(ctx, appID, channel, pub); err != nil {
 		return err
@@ -248,7 +247,7 @@ func (n *Node) Publish(ctx context.Context, appID, channel string, pub *broker.P
 
 // TerminateUser closes every connection signed in as userID, on every node.
 func (n *Node) TerminateUser(ctx context.Context, appID, userID string) error {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
+	ctx, cancel := n.bounded(ctx)
 	defer cancel()
 	return n.broker.PublishControl(ctx, broker.Control{Kind: broker.TerminateUser, AppID: appID, UserID: userID})
 }
@@ -264,7 +263,7 @@ type ChannelInfo struct {
 // prefix, with their subscription counts and, if users is set, the user
 // counts of presence channels.
 func (n *Node) Channels(ctx context.Context, appID, prefix string, users bool) ([]ChannelInfo, error) {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
+	ctx, cancel := n.bounded(ctx)
 	defer cancel()
 	counts, err := n.occupied.Counts(ctx, appID, prefix)
 	if err != nil {
@@ -286,7 +285,7 @@ func (n *Node) Channels(ctx context.Context, appID, prefix string, users bool) (
 // Channel describes one channel across the cluster; an unoccupied channel
 // has zero counts.
 func (n *Node) Channel(ctx context.Context, appID, channel string) (ChannelInfo, error) {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
+	ctx, cancel := n.bounded(ctx)
 	defer cancel()
 	subs, err := n.occupied.Count(ctx, appID, channel)
 	info := ChannelInfo{Name: channel, Subscriptions: subs}
@@ -298,7 +297,7 @@ func (n *Node) Channel(ctx context.Context, appID, channel string) (ChannelInfo,
 
 // Users returns the ids of a presence channel's members.
 func (n *Node) Users(ctx context.Context, appID, channel string) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.BrokerTimeout)
+	ctx, cancel := n.bounded(ctx)
 	defer cancel()
 	members, err := n.presence.Members(ctx, appID, channel)
 	if err != nil {
@@ -438,34 +437,24 @@ func (n *Node) keepPresence() {
 		}
 		n.mu.Unlock()
 		for k, conns := range local {
-			var back []presence.Member
-			err := n.brokerCall(func(ctx context.Context) error {
-				var err error
-				back, err = n.presence.Heartbeat(ctx, k.appID, k.channel, conns)
-				return err
-			})
+			ctx, cancel := n.bounded(context.Background())
+			back, err := n.presence.Heartbeat(ctx, k.appID, k.channel, conns)
+			cancel()
 			if err != nil {
 				n.log.Warn("presence heartbeat failed", "app", k.appID, "err", err)
 				continue
 			}
 			for _, m := range back {
-				data, _ := json.Marshal(memberJSON{UserID: m.UserID, UserInfo: m.UserInfo})
-				n.publishInternal(k.appID, k.channel, "pusher_internal:member_added", data, "")
-				n.events.MemberAdded(k.appID, k.channel, m.UserID)
+				n.memberAdded(k.appID, k.channel, m, "")
 			}
-			var gone []string
-			err = n.brokerCall(func(ctx context.Context) error {
-				var err error
-				gone, err = n.presence.Expire(ctx, k.appID, k.channel)
-				return err
-			})
+			ctx, cancel = n.bounded(context.Background())
+			gone, err := n.presence.Expire(ctx, k.appID, k.channel)
+			cancel()
 			if err != nil {
 				n.log.Warn("presence expiry failed", "app", k.appID, "err", err)
 			}
 			for _, user := range gone {
-				data, _ := json.Marshal(memberJSON{UserID: user})
-				n.publishInternal(k.appID, k.channel, "pusher_internal:member_removed", data, "")
-				n.events.MemberRemoved(k.appID, k.channel, user)
+				n.memberRemoved(k.appID, k.channel, user, "")
 			}
 		}
 	}

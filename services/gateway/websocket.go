@@ -231,9 +231,8 @@ func (t *wsTransport) Close(code int, reason string) error {
 	if code == CloseAbort {
 		return t.nc.Close()
 	}
-	if len(reason) > 120 { // a close frame's payload is at most 125 bytes
-		reason = reason[:120]
-	}
+	// A close frame's payload is at most 125 bytes, the code included.
+	reason = protocol.Shorten(reason, 120)
 	err := t.conn.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(code, reason), time.Now().Add(closeGrace))
 	_ = t.nc.SetReadDeadline(time.Now().Add(closeGrace))
 	return err

@@ -1,6 +1,9 @@
 package protocol
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // ChannelKind is a channel's type, decided purely by its name prefix.
 type ChannelKind uint8
@@ -123,4 +126,18 @@ func ReservedEvent(name string) bool {
 // ValidEventName reports whether an app may publish an event called name.
 func ValidEventName(name string) bool {
 	return len(name) > 0 && len(name) <= MaxEventNameLength && !ReservedEvent(name)
+}
+
+// Shorten cuts s to at most n bytes on a rune boundary, marking the cut
+// with "…", so client-supplied names can be quoted in error messages and
+// close reasons (which must be valid UTF-8) without growing them.
+func Shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -3,6 +3,7 @@ package protocol
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestKindOf(t *testing.T) {
@@ -220,6 +221,25 @@ func TestCodes(t *testing.T) {
 	for _, tt := range tests {
 		if tt.got != tt.want {
 			t.Errorf("code %d, want %d", tt.got, tt.want)
+		}
+	}
+}
+
+func TestShorten(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly10!", 10, "exactly10!"},
+		{"abcdefghijk", 5, "abcde…"},
+		{"aé", 2, "a…"}, // é is two bytes: never cut inside it
+		{"🙂🙂", 5, "🙂…"}, // a four-byte rune
+	} {
+		got := Shorten(tc.in, tc.n)
+		if got != tc.want || !utf8.ValidString(got) {
+			t.Errorf("Shorten(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 		}
 	}
 }
