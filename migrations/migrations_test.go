@@ -2,64 +2,14 @@ package migrations
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/heraldrt/herald/internal/pgtest"
 )
-
-// freshPool returns a pool whose search_path is a new, empty schema that is
-// dropped when the test ends. It skips the test without
-// HERALD_TEST_DATABASE_URL.
-func freshPool(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	url := os.Getenv("HERALD_TEST_DATABASE_URL")
-	if url == "" {
-		t.Skip("HERALD_TEST_DATABASE_URL is not set")
-	}
-	ctx := context.Background()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "test_migrations_" + hex.EncodeToString(b)
-
-	admin, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		pool.Close()
-		c, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Error(err)
-		}
-	})
-	return pool
-}
 
 func embeddedNames(t *testing.T) []string {
 	t.Helper()
@@ -115,7 +65,7 @@ func TestLoad(t *testing.T) {
 
 func TestApply_TwiceIsANoOp(t *testing.T) {
 	ctx := context.Background()
-	pool := freshPool(t)
+	pool := pgtest.Schema(t)
 	all := embeddedNames(t)
 
 	applied, err := Apply(ctx, pool)
@@ -144,7 +94,7 @@ func TestApply_TwiceIsANoOp(t *testing.T) {
 
 func TestApply_ConcurrentAppliesEachFileOnce(t *testing.T) {
 	ctx := context.Background()
-	pool := freshPool(t)
+	pool := pgtest.Schema(t)
 	all := embeddedNames(t)
 
 	const nodes = 4
@@ -170,7 +120,7 @@ func TestApply_ConcurrentAppliesEachFileOnce(t *testing.T) {
 
 func TestPending(t *testing.T) {
 	ctx := context.Background()
-	pool := freshPool(t)
+	pool := pgtest.Schema(t)
 	all := embeddedNames(t)
 
 	before, err := Pending(ctx, pool)
@@ -205,7 +155,7 @@ func TestPending(t *testing.T) {
 // stay applied, and a fixed file is applied on the next run.
 func TestApply_FailedFileIsRolledBack(t *testing.T) {
 	ctx := context.Background()
-	pool := freshPool(t)
+	pool := pgtest.Schema(t)
 	bad, err := load(fstest.MapFS{
 		"0001_ok.sql":  {Data: []byte("CREATE TABLE one (id int)")},
 		"0002_bad.sql": {Data: []byte("CREATE TABLE two (id int); SELECT no_such_function()")},

@@ -12,52 +12,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/heraldrt/herald/internal/pgtest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/heraldrt/herald/migrations"
 )
 
-// testPool returns a pool on a new, migrated schema of
-// HERALD_TEST_DATABASE_URL (its search_path), dropped when the test ends;
-// without the variable it skips the test.
+// testPool returns a pool on a new, migrated schema of the test server.
 func testPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	url := os.Getenv("HERALD_TEST_DATABASE_URL")
-	if url == "" {
-		t.Skip("HERALD_TEST_DATABASE_URL is not set")
-	}
-	ctx := context.Background()
-	schema := "test_tenants_" + randomHex(6)
-	exec := func(sql string) error {
-		c, err := pgx.Connect(ctx, url)
-		if err != nil {
-			return err
-		}
-		defer c.Close(ctx)
-		_, err = c.Exec(ctx, sql)
-		return err
-	}
-	if err := exec("CREATE SCHEMA " + pgx.Identifier{schema}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	cfg.ConnConfig.RuntimeParams["statement_timeout"] = "5000"
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		pool.Close()
-		if err := exec("DROP SCHEMA " + pgx.Identifier{schema}.Sanitize() + " CASCADE"); err != nil {
-			t.Error(err)
-		}
-	})
-	if _, err := migrations.Apply(ctx, pool); err != nil {
+	pool := pgtest.Schema(t)
+	if _, err := migrations.Apply(context.Background(), pool); err != nil {
 		t.Fatal(err)
 	}
 	return pool

@@ -2,8 +2,6 @@ package broker
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -24,11 +22,11 @@ import (
 )
 
 func TestRedisBroker(t *testing.T) {
-	client := testClient(t, testRedisURL(t))
+	client := redistest.Client(t, redistest.URL(t))
 	for _, key := range [][]byte{[]byte("cluster-key"), nil} {
 		t.Run(fmt.Sprintf("signed=%t", key != nil), func(t *testing.T) {
 			testBroker(t, func(t *testing.T) Broker {
-				b := NewRedis(client, RedisOptions{Prefix: randomPrefix(t), ClusterKey: key})
+				b := NewRedis(client, RedisOptions{Prefix: redistest.Prefix(t, nil), ClusterKey: key})
 				t.Cleanup(func() { b.Close() })
 				return b
 			})
@@ -40,12 +38,12 @@ func TestRedisBroker(t *testing.T) {
 // a broker with another prefix is another deployment.
 func TestRedisBrokerTwoNodes(t *testing.T) {
 	ctx := context.Background()
-	client := testClient(t, testRedisURL(t))
-	prefix := randomPrefix(t)
+	client := redistest.Client(t, redistest.URL(t))
+	prefix := redistest.Prefix(t, nil)
 	key := []byte("k")
 	a, recA := runBroker(t, redisBroker(client, RedisOptions{Prefix: prefix, ClusterKey: key}))
 	b, recB := runBroker(t, redisBroker(client, RedisOptions{Prefix: prefix, ClusterKey: key}))
-	other, recOther := runBroker(t, redisBroker(client, RedisOptions{Prefix: randomPrefix(t), ClusterKey: key}))
+	other, recOther := runBroker(t, redisBroker(client, RedisOptions{Prefix: redistest.Prefix(t, nil), ClusterKey: key}))
 
 	mustOK(t, b.Subscribe(ctx, "app1", "presence-room"))
 	mustOK(t, other.Subscribe(ctx, "app1", "presence-room"))
@@ -73,8 +71,8 @@ func TestRedisBrokerTwoNodes(t *testing.T) {
 // channel (ISO-3, ISO-7).
 func TestRedisBrokerDropsForgedEnvelopes(t *testing.T) {
 	ctx := context.Background()
-	client := testClient(t, testRedisURL(t))
-	prefix := randomPrefix(t)
+	client := redistest.Client(t, redistest.URL(t))
+	prefix := redistest.Prefix(t, nil)
 	key := []byte("cluster-key")
 	b, rec := runBroker(t, redisBroker(client, RedisOptions{Prefix: prefix, ClusterKey: key}))
 	rb := b.(*Redis)
@@ -137,7 +135,7 @@ func TestRedisBrokerDropsForgedEnvelopes(t *testing.T) {
 func TestRedisBrokerChannelScope(t *testing.T) {
 	ctx := context.Background()
 	srv := startRedisServer(t)
-	client := testClient(t, srv.url())
+	client := redistest.Client(t, srv.url())
 	var cmds redistest.CommandLog
 	client.AddHook(&cmds)
 	const prefix = "scoped"
@@ -192,7 +190,7 @@ func TestRedisBrokerSurvivesRestart(t *testing.T) {
 	ctx := context.Background()
 	srv := startRedisServer(t)
 	// Fail fast while Redis is down: no dial or command retries.
-	client := testClient(t, srv.url(), func(o *redis.Options) { o.DialerRetries, o.MaxRetries = 1, -1 })
+	client := redistest.Client(t, srv.url(), func(o *redis.Options) { o.DialerRetries, o.MaxRetries = 1, -1 })
 	b, rec := runBroker(t, redisBroker(client, RedisOptions{Prefix: "r", ClusterKey: []byte("k")}))
 	mustOK(t, b.Subscribe(ctx, "app1", "room"))
 	mustOK(t, b.Publish(ctx, "app1", "room", &Publication{Event: "before"}))
@@ -261,9 +259,9 @@ func TestRedisBrokerSurvivesRestart(t *testing.T) {
 // TestRedisBrokerLatency logs the publish→handler latency through Redis.
 func TestRedisBrokerLatency(t *testing.T) {
 	ctx := context.Background()
-	client := testClient(t, testRedisURL(t))
+	client := redistest.Client(t, redistest.URL(t))
 	h := latencyHandler(make(chan struct{}, 1))
-	b := NewRedis(client, RedisOptions{Prefix: randomPrefix(t), ClusterKey: []byte("k")})
+	b := NewRedis(client, RedisOptions{Prefix: redistest.Prefix(t, nil), ClusterKey: []byte("k")})
 	t.Cleanup(func() { b.Close() })
 	mustOK(t, b.Run(h))
 	waitReady(t, b)
@@ -315,42 +313,12 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	})
 }
 
-// testRedisURL returns the Redis that integration tests use, or skips.
-func testRedisURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("HERALD_TEST_REDIS_URL")
-	if u == "" {
-		t.Skip("HERALD_TEST_REDIS_URL is not set: skipping the Redis broker tests (scripts/backends up starts a Redis)")
-	}
-	return u
-}
-
-func testClient(t *testing.T, url string, tune ...func(*redis.Options)) *redis.Client {
-	t.Helper()
-	opts, err := redis.ParseURL(url)
-	mustOK(t, err)
-	opts.ContextTimeoutEnabled = true
-	for _, f := range tune {
-		f(opts)
-	}
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 func redisBroker(client redis.UniversalClient, opts RedisOptions) func(t *testing.T) Broker {
 	return func(t *testing.T) Broker {
 		b := NewRedis(client, opts)
 		t.Cleanup(func() { b.Close() })
 		return b
 	}
-}
-
-// randomPrefix keeps each test's channels apart on the shared Redis.
-func randomPrefix(t *testing.T) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return "test" + hex.EncodeToString(b[:])
 }
 
 // commandArgs returns argument i of every command named name in log.

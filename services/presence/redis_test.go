@@ -2,10 +2,7 @@ package presence
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,17 +16,17 @@ import (
 )
 
 func TestRedisPresence(t *testing.T) {
-	client := testClient(t)
+	client := redistest.Client(t, redistest.URL(t))
 	testPresence(t, func(t *testing.T) (Store, Store) {
-		opts := RedisPresenceOptions{Prefix: randomPrefix(t, client)}
+		opts := RedisPresenceOptions{Prefix: redistest.Prefix(t, client)}
 		return NewRedis(client, opts), NewRedis(client, opts)
 	})
 }
 
 func TestRedisOccupancy(t *testing.T) {
-	client := testClient(t)
+	client := redistest.Client(t, redistest.URL(t))
 	testOccupancy(t, func(t *testing.T) (Occupancy, Occupancy) {
-		prefix := randomPrefix(t, client)
+		prefix := redistest.Prefix(t, client)
 		return newOccupancy(t, client, prefix, "node-a", 0), newOccupancy(t, client, prefix, "node-b", 0)
 	})
 }
@@ -39,9 +36,9 @@ func TestRedisOccupancy(t *testing.T) {
 // lapsed to exactly one of its concurrent callers.
 func TestRedisPresenceLapse(t *testing.T) {
 	ctx := context.Background()
-	client := testClient(t)
+	client := redistest.Client(t, redistest.URL(t))
 	const ttl = 300 * time.Millisecond
-	opts := RedisPresenceOptions{Prefix: randomPrefix(t, client), TTL: ttl}
+	opts := RedisPresenceOptions{Prefix: redistest.Prefix(t, client), TTL: ttl}
 	dying, alive := NewRedis(client, opts), NewRedis(client, opts)
 
 	const channels = 10
@@ -133,11 +130,11 @@ func TestRedisPresenceLapse(t *testing.T) {
 // that closes drops out at once.
 func TestRedisOccupancyLapse(t *testing.T) {
 	ctx := context.Background()
-	client := testClient(t)
+	client := redistest.Client(t, redistest.URL(t))
 	// Long enough that the live nodes' heartbeats, every TTL/3, never
 	// lapse on a loaded machine.
 	const ttl = 600 * time.Millisecond
-	prefix := randomPrefix(t, client)
+	prefix := redistest.Prefix(t, client)
 	a := newOccupancy(t, client, prefix, "node-a", ttl)
 	b := newOccupancy(t, client, prefix, "node-b", ttl)
 	c := newOccupancy(t, client, prefix, "node-c", ttl)
@@ -164,13 +161,15 @@ func TestRedisOccupancyLapse(t *testing.T) {
 // A node writes its counts back when Redis lost them.
 func TestRedisOccupancyRestores(t *testing.T) {
 	ctx := context.Background()
-	client := testClient(t)
+	client := redistest.Client(t, redistest.URL(t))
 	const ttl = 300 * time.Millisecond
-	prefix := randomPrefix(t, client)
+	prefix := redistest.Prefix(t, client)
 	a := newOccupancy(t, client, prefix, "node-a", ttl)
 	mustOK(t, a.Add(ctx, "app1", "room", 2))
 	mustOK(t, a.Add(ctx, "app1", "lobby", 1))
-	deleteKeys(t, client, prefix)
+	keys, err := client.Keys(ctx, prefix+":*").Result()
+	mustOK(t, err)
+	mustOK(t, client.Del(ctx, keys...).Err())
 	expectCount(t, a, "app1", "room", 0)
 	deadline := time.Now().Add(5 * ttl)
 	for {
@@ -190,10 +189,10 @@ func TestRedisOccupancyRestores(t *testing.T) {
 // hash tag (ISO-3), and every key they leave behind expires.
 func TestRedisKeyScope(t *testing.T) {
 	ctx := context.Background()
-	client := testClient(t)
+	client := redistest.Client(t, redistest.URL(t))
 	var cmds redistest.CommandLog
 	client.AddHook(&cmds)
-	prefix := randomPrefix(t, client)
+	prefix := redistest.Prefix(t, client)
 	s := NewRedis(client, RedisPresenceOptions{Prefix: prefix, TTL: time.Minute})
 	o := newOccupancy(t, client, prefix, "node:1", 300*time.Millisecond)
 	for _, app := range []string{"app1", "app2"} {
@@ -274,43 +273,6 @@ func newOccupancy(t *testing.T, client redis.UniversalClient, prefix, node strin
 	return o
 }
 
-// testClient returns a client of the Redis that integration tests use, or
-// skips.
-func testClient(t *testing.T) *redis.Client {
-	t.Helper()
-	u := os.Getenv("HERALD_TEST_REDIS_URL")
-	if u == "" {
-		t.Skip("HERALD_TEST_REDIS_URL is not set: skipping the Redis presence tests (scripts/backends up starts a Redis)")
-	}
-	opts, err := redis.ParseURL(u)
-	mustOK(t, err)
-	opts.ContextTimeoutEnabled = true
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// randomPrefix keeps each test's keys apart on the shared Redis and
-// deletes them afterwards.
-func randomPrefix(t *testing.T, client redis.UniversalClient) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "test" + hex.EncodeToString(b[:])
-	t.Cleanup(func() { deleteKeys(t, client, prefix) })
-	return prefix
-}
-
-func deleteKeys(t *testing.T, client redis.UniversalClient, prefix string) {
-	ctx := context.Background()
-	iter := client.Scan(ctx, 0, prefix+":*", 100).Iterator()
-	for iter.Next(ctx) {
-		client.Del(ctx, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		t.Errorf("deleting test keys: %v", err)
-	}
-}
-
 // commandKeys returns the keys of the commands in log. For scripts that is
 // KEYS, plus the key prefix the occupancy reader builds keys from.
 func commandKeys(log *redistest.CommandLog) []string {
@@ -334,9 +296,9 @@ func commandKeys(log *redistest.CommandLog) []string {
 // After Redis loses everything (a restart without persistence) the owning
 // nodes' heartbeats rebuild the member lists.
 func TestRedisPresence_HeartbeatRebuildsAfterDataLoss(t *testing.T) {
-	client := testClient(t)
+	client := redistest.Client(t, redistest.URL(t))
 	ctx := context.Background()
-	prefix := randomPrefix(t, client)
+	prefix := redistest.Prefix(t, client)
 	a := NewRedis(client, RedisPresenceOptions{Prefix: prefix, TTL: time.Minute})
 	alice := Member{UserID: "alice", UserInfo: rawJSON(`{"n":1}`)}
 	expectJoin(t, a, "app1", "presence-x", "c1", alice, 0, true)

@@ -1,13 +1,18 @@
-// Package redistest holds what the Redis backends' tests share: a go-redis
-// hook that records every command, so tests can check that every key and
-// channel they touch is scoped by prefix and app.
+// Package redistest holds what the Redis backends' tests share: the test
+// Redis, fresh key prefixes, and a go-redis hook that records every command
+// so tests can check that every key and channel they touch is scoped by
+// prefix and app.
 package redistest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
+	"testing"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -54,4 +59,53 @@ func (l *CommandLog) Commands() [][]string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.cmds)
+}
+
+// URL returns HERALD_TEST_REDIS_URL, or skips the test without it (the test
+// command always sets it; scripts/backends up starts a Redis).
+func URL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("HERALD_TEST_REDIS_URL")
+	if u == "" {
+		t.Skip("HERALD_TEST_REDIS_URL is not set: run through scripts/test, or eval \"$(scripts/backends up)\"")
+	}
+	return u
+}
+
+// Client returns a client of the Redis at url, closed when the test ends;
+// tune may adjust its options.
+func Client(t testing.TB, url string, tune ...func(*redis.Options)) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.ContextTimeoutEnabled = true
+	for _, f := range tune {
+		f(opts)
+	}
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Prefix returns a fresh key prefix so tests sharing a Redis never meet.
+// With a client, the prefix's keys are deleted when the test ends.
+func Prefix(t testing.TB, client redis.UniversalClient) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := "test" + hex.EncodeToString(b[:])
+	if client != nil {
+		t.Cleanup(func() {
+			ctx := context.Background()
+			iter := client.Scan(ctx, 0, prefix+":*", 100).Iterator()
+			for iter.Next(ctx) {
+				client.Del(ctx, iter.Val())
+			}
+			if err := iter.Err(); err != nil {
+				t.Errorf("deleting test keys: %v", err)
+			}
+		})
+	}
+	return prefix
 }
