@@ -177,9 +177,9 @@ func heraldVariables(t *testing.T) map[string]string {
 	t.Helper()
 	vars := map[string]string{}
 	var c Config
-	fs := flag.NewFlagSet("herald serve", flag.ContinueOnError)
-	c.flags(fs)
-	fs.VisitAll(func(f *flag.Flag) {
+	ef := newEnvFlags("serve", "")
+	c.register(ef)
+	ef.fs.VisitAll(func(f *flag.Flag) {
 		if m := envInHelp.FindStringSubmatch(f.Usage); m != nil {
 			vars[m[1]] = "serve"
 		}

@@ -47,6 +47,25 @@ type envFlags struct {
 	err error
 }
 
+// newEnvFlags returns the flag set of command "herald name"; its help prints
+// usage, then the flags.
+func newEnvFlags(name, usage string) *envFlags {
+	fs := flag.NewFlagSet("herald "+name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage, "\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	return &envFlags{fs: fs}
+}
+
+// parse parses args and reports the first bad flag or HERALD_* value.
+func (e *envFlags) parse(args []string) error {
+	if err := e.fs.Parse(args); err != nil {
+		return err
+	}
+	return e.err
+}
+
 func (e *envFlags) env(name string) (string, bool) {
 	v, ok := os.LookupEnv(name)
 	return v, ok && v != ""
@@ -101,8 +120,8 @@ func (e *envFlags) fail(err error) {
 	}
 }
 
-func (c *Config) flags(fs *flag.FlagSet) *envFlags {
-	e := &envFlags{fs: fs}
+// register adds the serve flags, each with its HERALD_* variable.
+func (c *Config) register(e *envFlags) {
 	e.String(&c.Addr, "addr", "HERALD_ADDR", "127.0.0.1:6001", "address to listen on for WebSocket, REST API and health endpoints")
 	e.String(&c.Apps, "apps", "HERALD_APPS", "", `apps as a JSON array of {"id","key","secret","name","enabled","settings"}; no demo app is made when set`)
 	e.String(&c.AppsFile, "apps-file", "HERALD_APPS_FILE", "", "file holding the apps JSON array (same shape as --apps)")
@@ -127,7 +146,6 @@ func (c *Config) flags(fs *flag.FlagSet) *envFlags {
 	e.String(&c.AdminToken, "admin-token", "HERALD_ADMIN_TOKEN", "", "operator token for the management API /v1 (off when empty; prefer the variable)")
 	e.String(&c.TrustedProxies, "trusted-proxies", "HERALD_TRUSTED_PROXIES", "", "comma-separated IPs or CIDRs of load balancers whose X-Forwarded-For names the client (none: the peer is the client)")
 	e.String(&c.PprofAddr, "pprof-addr", "HERALD_PPROF_ADDR", "", "loopback address for Go's pprof profiler (off when empty; never expose it)")
-	return e
 }
 
 // Logger builds the configured logger, writing to stderr.

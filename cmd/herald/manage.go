@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -22,19 +21,11 @@ import (
 
 // migrateCommand applies pending migrations under the advisory lock.
 func migrateCommand(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("herald migrate", flag.ContinueOnError)
-	ef := &envFlags{fs: fs}
+	ef := newEnvFlags("migrate", "Usage: herald migrate [flags]\n\nApplies the pending migrations in order, each in a transaction, under an\nadvisory lock so that two nodes never migrate at once.\n")
 	var url string
 	ef.String(&url, "database-url", "HERALD_DATABASE_URL", "", "PostgreSQL URL")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: herald migrate [flags]\n\nApplies the pending migrations in order, each in a transaction, under an\nadvisory lock so that two nodes never migrate at once.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := ef.parse(args); err != nil {
 		return err
-	}
-	if ef.err != nil {
-		return ef.err
 	}
 	if url == "" {
 		return fmt.Errorf("--database-url or HERALD_DATABASE_URL is required")
@@ -71,8 +62,8 @@ type operatorClient struct {
 // manageCommand runs "herald tenants|apps|keys ..." through the management
 // API, so every change is announced to all nodes by the node that makes it.
 func manageCommand(ctx context.Context, object string, args []string) error {
-	fs := flag.NewFlagSet("herald "+object, flag.ContinueOnError)
-	ef := &envFlags{fs: fs}
+	ef := newEnvFlags(object, "Usage:\n"+manageUsage[object]+"\nFlags go before the arguments.\n")
+	fs := ef.fs
 	oc := &operatorClient{out: os.Stdout}
 	ef.String(&oc.url, "url", "HERALD_URL", "http://127.0.0.1:6001", "base URL of a Herald node")
 	ef.String(&oc.token, "token", "HERALD_ADMIN_TOKEN", "", "operator token (prefer the variable)")
@@ -84,20 +75,13 @@ func manageCommand(ctx context.Context, object string, args []string) error {
 	fs.StringVar(&tenant, "tenant", "", "tenant id of a new app, or to filter a list")
 	fs.StringVar(&settings, "settings", "", `app settings as JSON, e.g. {"limits":{"max_connections":100}}`)
 	fs.StringVar(&enabled, "enabled", "", "true or false, to enable or disable an app")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage:\n%s\nFlags go before the arguments.\n\nFlags:\n", manageUsage[object])
-		fs.PrintDefaults()
-	}
 	if len(args) == 0 {
 		fs.Usage()
 		return fmt.Errorf("herald %s needs a subcommand", object)
 	}
 	verb := args[0]
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := ef.parse(args[1:]); err != nil {
 		return err
-	}
-	if ef.err != nil {
-		return ef.err
 	}
 	rest := fs.Args()
 	arg := func(i int, what string) (string, error) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,23 +16,16 @@ import (
 )
 
 func publishCommand(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("herald publish", flag.ContinueOnError)
-	ef := &envFlags{fs: fs}
+	ef := newEnvFlags("publish", "Usage: herald publish [flags] CHANNEL[,CHANNEL...] EVENT DATA\n\nPublishes one event through POST /apps/{app_id}/events, signed like the Pusher SDKs.\n")
+	fs := ef.fs
 	var url, appID, key, secret, socketID string
 	ef.String(&url, "url", "HERALD_URL", "http://127.0.0.1:6001", "base URL of a Herald node's REST API")
 	ef.String(&appID, "app-id", "HERALD_APP_ID", "", "app id")
 	ef.String(&key, "key", "HERALD_APP_KEY", "", "app key")
 	ef.String(&secret, "secret", "HERALD_APP_SECRET", "", "app secret (prefer the variable: flags show up in process lists)")
 	fs.StringVar(&socketID, "socket-id", "", "socket id of a connection that must not receive the event")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: herald publish [flags] CHANNEL[,CHANNEL...] EVENT DATA\n\nPublishes one event through POST /apps/{app_id}/events, signed like the Pusher SDKs.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := ef.parse(args); err != nil {
 		return err
-	}
-	if ef.err != nil {
-		return ef.err
 	}
 	if fs.NArg() != 3 {
 		fs.Usage()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -12,19 +11,13 @@ import (
 )
 
 func serveCommand(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("herald serve", flag.ContinueOnError)
+	ef := newEnvFlags("serve", "Usage: herald serve [flags]\n\nRuns one Herald node. With no configuration it uses in-memory backends and\ncreates a demo app. Every flag can also be set by the variable named in its\nhelp; a flag wins over its variable.\n")
 	var cfg Config
-	ef := cfg.flags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: herald serve [flags]\n\nRuns one Herald node. With no configuration it uses in-memory backends and\ncreates a demo app. Every flag can also be set by the variable named in its\nhelp; a flag wins over its variable.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	cfg.register(ef)
+	if err := ef.parse(args); err != nil {
 		return err
 	}
-	if ef.err != nil {
-		return ef.err
-	}
+	fs := ef.fs
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
 	}
