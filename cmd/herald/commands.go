@@ -33,11 +33,11 @@ func run(ctx context.Context, args []string) error {
 	case "serve":
 		err = serveCommand(ctx, args)
 	case "publish":
-		err = publishCommand(ctx, args)
+		err = publishCommand(ctx, args, os.Stdout)
 	case "migrate":
-		err = migrateCommand(ctx, args)
+		err = migrateCommand(ctx, args, os.Stdout)
 	case "tenants", "apps", "keys":
-		err = manageCommand(ctx, cmd, args)
+		err = manageCommand(ctx, cmd, args, os.Stdout)
 	case "help":
 		fmt.Print(usage)
 		return nil

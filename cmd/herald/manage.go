@@ -8,7 +8,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -20,7 +19,7 @@ import (
 )
 
 // migrateCommand applies pending migrations under the advisory lock.
-func migrateCommand(ctx context.Context, args []string) error {
+func migrateCommand(ctx context.Context, args []string, out io.Writer) error {
 	ef := newEnvFlags("migrate", "Usage: herald migrate [flags]\n\nApplies the pending migrations in order, each in a transaction, under an\nadvisory lock so that two nodes never migrate at once.\n")
 	var url string
 	ef.String(&url, "database-url", "HERALD_DATABASE_URL", "", "PostgreSQL URL")
@@ -35,7 +34,7 @@ func migrateCommand(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	return runMigrate(ctx, pool, os.Stdout)
+	return runMigrate(ctx, pool, out)
 }
 
 func runMigrate(ctx context.Context, pool *pgxpool.Pool, w io.Writer) error {
@@ -61,10 +60,10 @@ type operatorClient struct {
 
 // manageCommand runs "herald tenants|apps|keys ..." through the management
 // API, so every change is announced to all nodes by the node that makes it.
-func manageCommand(ctx context.Context, object string, args []string) error {
+func manageCommand(ctx context.Context, object string, args []string, out io.Writer) error {
 	ef := newEnvFlags(object, "Usage:\n"+manageUsage[object]+"\nFlags go before the arguments.\n")
 	fs := ef.fs
-	oc := &operatorClient{out: os.Stdout}
+	oc := &operatorClient{out: out}
 	ef.String(&oc.url, "url", "HERALD_URL", "http://127.0.0.1:6001", "base URL of a Herald node")
 	ef.String(&oc.token, "token", "HERALD_ADMIN_TOKEN", "", "operator token (prefer the variable)")
 	fs.BoolVar(&oc.json, "json", false, "print the API's JSON answer")

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -15,7 +14,7 @@ import (
 	"github.com/heraldrt/herald/tenants"
 )
 
-func publishCommand(ctx context.Context, args []string) error {
+func publishCommand(ctx context.Context, args []string, out io.Writer) error {
 	ef := newEnvFlags("publish", "Usage: herald publish [flags] CHANNEL[,CHANNEL...] EVENT DATA\n\nPublishes one event through POST /apps/{app_id}/events, signed like the Pusher SDKs.\n")
 	fs := ef.fs
 	var url, appID, key, secret, socketID string
@@ -56,6 +55,6 @@ func publishCommand(ctx context.Context, args []string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(reply))
 	}
-	fmt.Fprintf(os.Stdout, "published %s to %s\n", fs.Arg(1), fs.Arg(0))
+	fmt.Fprintf(out, "published %s to %s\n", fs.Arg(1), fs.Arg(0))
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -24,16 +25,16 @@ func URL(t testing.TB) string {
 	return url
 }
 
-// Schema creates an empty schema and returns a pool whose search_path is
-// that schema, with the request paths' statement timeout. Both go when the
-// test ends.
-func Schema(t testing.TB) *pgxpool.Pool {
+// SchemaURL creates an empty schema and returns a URL of the test server
+// whose search_path is that schema, for code that connects by URL. The
+// schema is dropped when the test ends.
+func SchemaURL(t testing.TB) string {
 	t.Helper()
 	url := URL(t)
 	ctx := context.Background()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	schema := pgx.Identifier{"test_" + hex.EncodeToString(b)}
+	name := "test_" + hex.EncodeToString(b)
 	exec := func(sql string) error {
 		c, err := pgx.Connect(ctx, url)
 		if err != nil {
@@ -43,24 +44,34 @@ func Schema(t testing.TB) *pgxpool.Pool {
 		_, err = c.Exec(ctx, sql)
 		return err
 	}
-	if err := exec("CREATE SCHEMA " + schema.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema[0]
-	cfg.ConnConfig.RuntimeParams["statement_timeout"] = "5000"
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
+	if err := exec("CREATE SCHEMA " + pgx.Identifier{name}.Sanitize()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		pool.Close()
-		if err := exec("DROP SCHEMA " + schema.Sanitize() + " CASCADE"); err != nil {
+		if err := exec("DROP SCHEMA " + pgx.Identifier{name}.Sanitize() + " CASCADE"); err != nil {
 			t.Error(err)
 		}
 	})
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return url + sep + "search_path=" + name
+}
+
+// Schema returns a pool on a fresh schema (see SchemaURL) with the request
+// paths' statement timeout, closed when the test ends.
+func Schema(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(SchemaURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["statement_timeout"] = "5000"
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close) // registered last, so it runs before the schema is dropped
 	return pool
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -61,7 +62,7 @@ func (s *Server) Routes(r fiber.Router) {
 // signature against that app's keys only; the handlers then find the app
 // and the verified query in Locals.
 func (s *Server) authenticate(c *fiber.Ctx) error {
-	app, err := s.apps.AppByID(c.UserContext(), c.Params("app_id"))
+	app, err := s.apps.AppByID(c.UserContext(), pathParam(c, "app_id"))
 	if errors.Is(err, tenants.ErrNotFound) {
 		return &Error{fiber.StatusNotFound, "unknown app id"}
 	}
@@ -92,6 +93,12 @@ const (
 	localApp localKey = iota
 	localQuery
 )
+
+// pathParam returns a path parameter as a string of its own. fiber's
+// c.Params points into the request buffer, which is reused after the
+// handler returns; a value that a store keeps or a queued message carries
+// must not change under it.
+func pathParam(c *fiber.Ctx, name string) string { return strings.Clone(c.Params(name)) }
 
 func appOf(c *fiber.Ctx) *tenants.App { return c.Locals(localApp).(*tenants.App) }
 

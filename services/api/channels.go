@@ -52,7 +52,7 @@ func (s *Server) getChannels(c *fiber.Ctx) error {
 
 func (s *Server) getChannel(c *fiber.Ctx) error {
 	app := appOf(c)
-	name := c.Params("channel_name")
+	name := pathParam(c, "channel_name")
 	if !protocol.ValidChannelName(name) {
 		return badRequest("invalid channel name")
 	}
@@ -93,7 +93,7 @@ func (s *Server) getChannel(c *fiber.Ctx) error {
 
 func (s *Server) getUsers(c *fiber.Ctx) error {
 	app := appOf(c)
-	name := c.Params("channel_name")
+	name := pathParam(c, "channel_name")
 	if !protocol.ValidChannelName(name) || protocol.KindOf(name) != protocol.Presence {
 		return badRequest("users are only available for presence channels")
 	}
@@ -110,7 +110,7 @@ func (s *Server) getUsers(c *fiber.Ctx) error {
 
 func (s *Server) postTerminate(c *fiber.Ctx) error {
 	app := appOf(c)
-	user := c.Params("user_id")
+	user := pathParam(c, "user_id")
 	if user == "" || len(user) > 128 {
 		return badRequest("user id must be 1 to 128 characters")
 	}

@@ -125,7 +125,7 @@ func (s *Server) createTenant(c *fiber.Ctx) error {
 }
 
 func (s *Server) getTenant(c *fiber.Ctx) error {
-	t, err := s.apps.Tenant(c.UserContext(), c.Params("tenant_id"))
+	t, err := s.apps.Tenant(c.UserContext(), pathParam(c, "tenant_id"))
 	if err != nil {
 		return s.storeError(err)
 	}
@@ -138,7 +138,7 @@ func (s *Server) getTenant(c *fiber.Ctx) error {
 
 func (s *Server) setTenantStatus(status string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id := c.Params("tenant_id")
+		id := pathParam(c, "tenant_id")
 		if err := s.apps.SetTenantStatus(c.UserContext(), id, status); err != nil {
 			return s.storeError(err)
 		}
@@ -223,7 +223,7 @@ func secretJSON(k tenants.Key) fiber.Map {
 }
 
 func (s *Server) getApp(c *fiber.Ctx) error {
-	app, err := s.apps.AppByID(c.UserContext(), c.Params("app_id"))
+	app, err := s.apps.AppByID(c.UserContext(), pathParam(c, "app_id"))
 	if err != nil {
 		return s.storeError(err)
 	}
@@ -242,7 +242,7 @@ func (s *Server) updateApp(c *fiber.Ctx) error {
 	if body.ID != "" || body.TenantID != "" {
 		return badRequest("id and tenant_id cannot be changed")
 	}
-	app, err := s.apps.UpdateApp(c.UserContext(), c.Params("app_id"), func(a *tenants.App) error {
+	app, err := s.apps.UpdateApp(c.UserContext(), pathParam(c, "app_id"), func(a *tenants.App) error {
 		if body.Name != nil {
 			a.Name = *body.Name
 		}
@@ -262,7 +262,7 @@ func (s *Server) updateApp(c *fiber.Ctx) error {
 }
 
 func (s *Server) disableApp(c *fiber.Ctx) error {
-	app, err := s.apps.UpdateApp(c.UserContext(), c.Params("app_id"), func(a *tenants.App) error {
+	app, err := s.apps.UpdateApp(c.UserContext(), pathParam(c, "app_id"), func(a *tenants.App) error {
 		a.Enabled = false
 		return nil
 	})
@@ -274,7 +274,7 @@ func (s *Server) disableApp(c *fiber.Ctx) error {
 }
 
 func (s *Server) listKeys(c *fiber.Ctx) error {
-	keys, err := s.apps.Keys(c.UserContext(), c.Params("app_id"))
+	keys, err := s.apps.Keys(c.UserContext(), pathParam(c, "app_id"))
 	if err != nil {
 		return s.storeError(err)
 	}
@@ -284,7 +284,7 @@ func (s *Server) listKeys(c *fiber.Ctx) error {
 // createKey adds a key: the first half of a rotation (move clients to the
 // new key, then revoke the old one).
 func (s *Server) createKey(c *fiber.Ctx) error {
-	id := c.Params("app_id")
+	id := pathParam(c, "app_id")
 	k, err := s.apps.CreateKey(c.UserContext(), id)
 	if err != nil {
 		return s.storeError(err)
@@ -294,10 +294,10 @@ func (s *Server) createKey(c *fiber.Ctx) error {
 }
 
 func (s *Server) revokeKey(c *fiber.Ctx) error {
-	id := c.Params("app_id")
-	if err := s.apps.RevokeKey(c.UserContext(), id, c.Params("key")); err != nil {
+	id := pathParam(c, "app_id")
+	if err := s.apps.RevokeKey(c.UserContext(), id, pathParam(c, "key")); err != nil {
 		return s.storeError(err)
 	}
 	s.announce(c, id)
-	return c.JSON(fiber.Map{"revoked": c.Params("key")})
+	return c.JSON(fiber.Map{"revoked": pathParam(c, "key")})
 }
