@@ -303,45 +303,32 @@ export class PusherClient {
 
   /** Subscribes and resolves with {channel, data} on pusher:subscription_succeeded; rejects on subscription_error. */
   subscribe(name, timeout = DEFAULT_TIMEOUT_MS) {
-    const channel = this.pusher.subscribe(name);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`${this.label}: no pusher:subscription_succeeded for "${name}" within ${timeout} ms`));
-      }, timeout);
-      const ok = (data) => {
-        cleanup();
-        resolve({ channel, data });
-      };
-      const fail = (data) => {
-        cleanup();
-        reject(new Error(`${this.label}: pusher:subscription_error for "${name}": ${brief(data)}`));
-      };
-      const cleanup = () => {
-        clearTimeout(timer);
-        channel.unbind('pusher:subscription_succeeded', ok);
-        channel.unbind('pusher:subscription_error', fail);
-      };
-      channel.bind('pusher:subscription_succeeded', ok);
-      channel.bind('pusher:subscription_error', fail);
-    });
+    return this.#subscription(name, true, timeout);
   }
 
   /** Subscribes expecting rejection; resolves with the subscription_error data, rejects on success. */
   subscribeExpectingError(name, timeout = DEFAULT_TIMEOUT_MS) {
+    return this.#subscription(name, false, timeout);
+  }
+
+  /** Subscribes and settles on the first of subscription_succeeded / subscription_error, as `expectSuccess` says. */
+  #subscription(name, expectSuccess, timeout) {
     const channel = this.pusher.subscribe(name);
+    const wanted = expectSuccess ? 'pusher:subscription_succeeded' : 'pusher:subscription_error';
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         cleanup();
-        reject(new Error(`${this.label}: no pusher:subscription_error for "${name}" within ${timeout} ms`));
+        reject(new Error(`${this.label}: no ${wanted} for "${name}" within ${timeout} ms`));
       }, timeout);
-      const ok = () => {
+      const ok = (data) => {
         cleanup();
-        reject(new Error(`${this.label}: subscription to "${name}" unexpectedly succeeded`));
+        if (expectSuccess) resolve({ channel, data });
+        else reject(new Error(`${this.label}: subscription to "${name}" unexpectedly succeeded`));
       };
       const fail = (data) => {
         cleanup();
-        resolve(data);
+        if (expectSuccess) reject(new Error(`${this.label}: pusher:subscription_error for "${name}": ${brief(data)}`));
+        else resolve(data);
       };
       const cleanup = () => {
         clearTimeout(timer);
