@@ -18,7 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/heraldrt/herald/services/internal/redistest"
+	"github.com/heraldrt/herald/internal/redistest"
 )
 
 func TestRedisBroker(t *testing.T) {
