@@ -32,6 +32,9 @@ type App struct {
 	Settings Settings `json:"settings"`
 	// Suspended is set by stores when the owning tenant is suspended.
 	Suspended bool `json:"suspended,omitempty"`
+	// Plan is set by stores to the owning tenant's plan; the plan bounds
+	// the app's limits.
+	Plan string `json:"plan,omitempty"`
 }
 
 // Active reports whether the app may serve: it is enabled and its tenant
@@ -55,7 +58,7 @@ func (a *App) PrimaryKey() Key { return a.Keys[0] }
 // offending field.
 func (a *App) Validate() error {
 	if !validAppID(a.ID) {
-		return fmt.Errorf("%w: id %q must be 1 to 32 characters of [0-9a-z]", ErrInvalid, a.ID)
+		return fmt.Errorf("%w: id %q must be 1 to 32 characters of [0-9a-z], and not \"global\"", ErrInvalid, a.ID)
 	}
 	if a.TenantID != "" && !ValidTenantID(a.TenantID) {
 		return fmt.Errorf("%w: tenant_id %q must be 1 to 32 characters of [0-9a-z]", ErrInvalid, a.TenantID)
@@ -86,9 +89,10 @@ func (a *App) Validate() error {
 }
 
 // App ids end up in every map key, Redis key and metric label, so they are
-// restricted to characters that can never break a key's structure.
+// restricted to characters that can never break a key's structure. "global"
+// is reserved: it scopes the rate limits that apply before an app is known.
 func validAppID(id string) bool {
-	if len(id) == 0 || len(id) > 32 {
+	if len(id) == 0 || len(id) > 32 || id == "global" {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
@@ -134,9 +138,15 @@ func NewTenantID() string { return "t" + randomHex(6) }
 // ids.
 func ValidTenantID(id string) bool { return validAppID(id) }
 
+// DefaultPlan is the plan of a tenant created without one.
+const DefaultPlan = "free"
+
 // validateTenant checks a tenant about to be created; an empty status
-// means TenantActive.
+// means TenantActive, and an empty plan DefaultPlan (filled in here).
 func validateTenant(t *Tenant) error {
+	if t.Plan == "" {
+		t.Plan = DefaultPlan
+	}
 	if !ValidTenantID(t.ID) {
 		return fmt.Errorf("%w: id %q must be 1 to 32 characters of [0-9a-z]", ErrInvalid, t.ID)
 	}

@@ -7,7 +7,7 @@ import (
 )
 
 func TestParseAppConfigs_Defaults(t *testing.T) {
-	apps, err := ParseAppConfigs([]byte(`[
+	apps, _, err := ParseAppConfigs([]byte(`[
 		{"id":"3","key":"278d425bdf160c739803","secret":"7ad3773142a6692b25b8"},
 		{"id":"app2","key":"K_2-x","secret":"s2","name":"Second","enabled":false,
 		 "settings":{"limits":{"max_connections":50,"max_payload_bytes":2048},"features":{"client_events":false}}}
@@ -33,6 +33,8 @@ func TestParseAppConfigs_Defaults(t *testing.T) {
 		ClientEventsPerSecond:    DefaultClientEventsPerSecond,
 		MaxChannelsPerConnection: DefaultMaxChannelsPerConnection,
 		MaxPresenceMembers:       DefaultMaxPresenceMembers,
+		MaxConnectionsPerUser:    DefaultMaxConnectionsPerUser,
+		SubscriptionsPerSecond:   DefaultSubscriptionsPerSecond,
 	}
 	if a.Settings.Limits != want {
 		t.Errorf("app 0 limits %+v, want %+v", a.Settings.Limits, want)
@@ -96,7 +98,7 @@ func TestParseAppConfigs_Errors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			apps, err := ParseAppConfigs([]byte(tt.in))
+			apps, _, err := ParseAppConfigs([]byte(tt.in))
 			if err == nil {
 				t.Fatalf("ParseAppConfigs accepted %s: %+v", tt.in, apps)
 			}
@@ -123,7 +125,7 @@ func TestParseAppConfigs_ErrorsDoNotRevealSecrets(t *testing.T) {
 		`[{"id":"1","key":"k1","secret":"` + canary + `"},{"id":"1","key":"k2","secret":"` + canary + `"}]`,
 		`[{"id":"1","key":"k1","secret":"` + canary + `","x":1}]`,
 	} {
-		_, err := ParseAppConfigs([]byte(in))
+		_, _, err := ParseAppConfigs([]byte(in))
 		if err == nil {
 			t.Fatalf("accepted %s", in)
 		}
@@ -135,7 +137,7 @@ func TestParseAppConfigs_ErrorsDoNotRevealSecrets(t *testing.T) {
 
 func TestParseAppConfigs_Empty(t *testing.T) {
 	for _, in := range []string{`[]`, ` [ ] `, "[]\n"} {
-		apps, err := ParseAppConfigs([]byte(in))
+		apps, _, err := ParseAppConfigs([]byte(in))
 		if err != nil || len(apps) != 0 {
 			t.Errorf("ParseAppConfigs(%q) = %v, %v", in, apps, err)
 		}

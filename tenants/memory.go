@@ -36,11 +36,12 @@ func NewMemoryStore() *MemoryStore {
 // view returns the app as lookups show it; the caller holds m.mu.
 func (m *MemoryStore) view(a *App) *App {
 	t := m.tenants[a.TenantID]
-	if t == nil || t.Status != TenantSuspended {
+	if t == nil {
 		return a
 	}
 	v := *a
-	v.Suspended = true
+	v.Suspended = t.Status == TenantSuspended
+	v.Plan = t.Plan
 	return &v
 }
 
@@ -134,8 +135,8 @@ func (m *MemoryStore) UpdateApp(_ context.Context, id string, change func(*App) 
 	if err := change(a); err != nil {
 		return nil, err
 	}
-	// Suspended is derived from the tenant on every read, never stored.
-	a.ID, a.TenantID, a.Keys, a.Suspended = old.ID, old.TenantID, old.Keys, false
+	// Suspended and Plan are derived from the tenant on every read, never stored.
+	a.ID, a.TenantID, a.Keys, a.Suspended, a.Plan = old.ID, old.TenantID, old.Keys, false, ""
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
@@ -271,7 +272,7 @@ func Last4(s Secret) string {
 func cloneApp(app *App) *App {
 	a := *app
 	a.Keys = slices.Clone(app.Keys)
-	a.Suspended = false
+	a.Suspended, a.Plan = false, ""
 	if p := app.Settings.Features.ClientEvents; p != nil {
 		on := *p
 		a.Settings.Features.ClientEvents = &on

@@ -38,7 +38,7 @@ func NewPostgresStore(pool *pgxpool.Pool, keys *Keyring) *PostgresStore {
 // selectApps reads apps with their active keys, one row per key, in the
 // order scanApps needs: by app id, then in the app's key order. Callers
 // append a WHERE clause and orderApps.
-const selectApps = `SELECT a.id, a.tenant_id, a.name, a.enabled, a.settings, t.status = 'suspended',
+const selectApps = `SELECT a.id, a.tenant_id, a.name, a.enabled, a.settings, t.status = 'suspended', t.plan,
 	k.key, k.kid, k.secret_ciphertext
 FROM apps a
 JOIN tenants t ON t.id = a.tenant_id
@@ -58,7 +58,7 @@ func (s *PostgresStore) scanApps(rows pgx.Rows) ([]*App, error) {
 			kid string
 			ct  []byte
 		)
-		if err := rows.Scan(&a.ID, &a.TenantID, &a.Name, &a.Enabled, &a.Settings, &a.Suspended, &k.Key, &kid, &ct); err != nil {
+		if err := rows.Scan(&a.ID, &a.TenantID, &a.Name, &a.Enabled, &a.Settings, &a.Suspended, &a.Plan, &k.Key, &kid, &ct); err != nil {
 			return nil, err
 		}
 		secret, err := s.keys.Open(kid, a.ID, k.Key, ct)
@@ -245,7 +245,7 @@ func (s *PostgresStore) UpdateApp(ctx context.Context, id string, change func(*A
 	if err := change(a); err != nil {
 		return nil, err
 	}
-	a.ID, a.TenantID, a.Keys, a.Suspended = old.ID, old.TenantID, old.Keys, old.Suspended
+	a.ID, a.TenantID, a.Keys, a.Suspended, a.Plan = old.ID, old.TenantID, old.Keys, old.Suspended, old.Plan
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/heraldrt/herald/authz"
+	"github.com/heraldrt/herald/billing"
 	"github.com/heraldrt/herald/migrations"
 	"github.com/heraldrt/herald/services/api"
 	"github.com/heraldrt/herald/services/broker"
@@ -27,6 +29,10 @@ type backends struct {
 	broker    broker.Broker
 	presence  presence.Store
 	occupancy presence.Occupancy
+	conns     presence.Occupancy // connection quotas
+	policies  authz.PolicyStore
+	plans     billing.Plans
+	limiter   *authz.Limiter
 	checks    map[string]api.Check
 	metrics   func(*strings.Builder) // the backends' own counters, or nil
 	closers   []func()
@@ -42,6 +48,8 @@ func openBackends(ctx context.Context, cfg *Config, log *slog.Logger) (*backends
 	b := &backends{checks: map[string]api.Check{}}
 	if cfg.DatabaseURL == "" {
 		b.apps = tenants.NewMemoryStore()
+		b.policies = authz.NewMemoryPolicies()
+		b.plans = billing.NewMemoryPlans()
 		if cfg.Migrate {
 			return b, fmt.Errorf("--migrate needs a database: set HERALD_DATABASE_URL")
 		}
@@ -64,6 +72,8 @@ func openBackends(ctx context.Context, cfg *Config, log *slog.Logger) (*backends
 		}
 		b.cache = tenants.NewCache(pg, tenants.DefaultCacheTTL)
 		b.apps = b.cache
+		b.policies = authz.NewPostgresPolicies(pool)
+		b.plans = billing.NewPostgresPlans(pool, 0)
 		b.checks["postgres"] = func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("postgres unreachable: %v", err)
@@ -75,6 +85,8 @@ func openBackends(ctx context.Context, cfg *Config, log *slog.Logger) (*backends
 		b.broker = broker.NewMemory()
 		b.presence = presence.NewMemory()
 		b.occupancy = presence.NewMemoryOccupancy()
+		b.conns = presence.NewMemoryOccupancy()
+		b.limiter = authz.NewLimiter(authz.LimiterOptions{Log: log})
 	} else {
 		opts, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
@@ -101,6 +113,13 @@ func openBackends(ctx context.Context, cfg *Config, log *slog.Logger) (*backends
 		}
 		b.closers = append(b.closers, func() { _ = occ.Close() })
 		b.occupancy = occ
+		conns, err := presence.NewRedisOccupancy(client, presence.OccupancyOptions{Prefix: cfg.RedisPrefix, NodeID: node, TTL: cfg.PresenceTTL, Log: log, Kind: "conns"})
+		if err != nil {
+			return b, err
+		}
+		b.closers = append(b.closers, func() { _ = conns.Close() })
+		b.conns = conns
+		b.limiter = authz.NewLimiter(authz.LimiterOptions{Redis: client, Prefix: cfg.RedisPrefix, Log: log})
 		b.checks["redis"] = rb.Ready
 		b.metrics = func(w *strings.Builder) {
 			st := rb.Stats()

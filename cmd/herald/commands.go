@@ -16,8 +16,10 @@ Usage:
                            publish an event through a node's REST API
   herald migrate           apply database migrations
   herald tenants ...       create, list, get, suspend, activate tenants
-  herald apps ...          create, list, get, update, disable apps
+  herald apps ...          create, list, get, update, disable apps; show limits
   herald keys ...          create (rotate), revoke, list app keys
+  herald policy ...        get, set, check an app's channel policy; list versions
+  herald plans list        the plans and their limits
   herald help              show this text
 
 Run "herald COMMAND --help" for a command's flags and their HERALD_* variables.
@@ -36,8 +38,8 @@ func run(ctx context.Context, args []string) error {
 		err = publishCommand(ctx, args, os.Stdout)
 	case "migrate":
 		err = migrateCommand(ctx, args, os.Stdout)
-	case "tenants", "apps", "keys":
-		err = manageCommand(ctx, cmd, args, os.Stdout)
+	case "tenants", "apps", "keys", "policy", "plans":
+		err = manageCommand(ctx, cmd, args, os.Stdin, os.Stdout)
 	case "help":
 		fmt.Print(usage)
 		return nil

@@ -44,7 +44,7 @@ func TestOperatorCLI(t *testing.T) {
 		t.Helper()
 		var out bytes.Buffer
 		full := append([]string{args[0], "--url", "http://" + m.Addr, "--token", "op-token", "--json"}, args[1:]...)
-		if err := manageCommand(context.Background(), object, full, &out); err != nil {
+		if err := manageCommand(context.Background(), object, full, strings.NewReader(""), &out); err != nil {
 			t.Fatalf("herald %s %v: %v", object, args, err)
 		}
 		return out.Bytes()
@@ -85,11 +85,11 @@ func TestOperatorCLI(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	err := manageCommand(context.Background(), "tenants", []string{"list", "--url", "http://" + m.Addr, "--token", "wrong"}, &out)
+	err := manageCommand(context.Background(), "tenants", []string{"list", "--url", "http://" + m.Addr, "--token", "wrong"}, strings.NewReader(""), &out)
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("wrong token: %v", err)
 	}
-	err = manageCommand(context.Background(), "apps", []string{"create", "--url", "http://" + m.Addr, "--token", "op-token", "--tenant", "acme", "--name", "x", "--settings", `{"limits":{"max_conections":1}}`}, &out)
+	err = manageCommand(context.Background(), "apps", []string{"create", "--url", "http://" + m.Addr, "--token", "op-token", "--tenant", "acme", "--name", "x", "--settings", `{"limits":{"max_conections":1}}`}, strings.NewReader(""), &out)
 	if err == nil || !strings.Contains(err.Error(), "max_conections") {
 		t.Errorf("a misspelt setting should be refused by name: %v", err)
 	}

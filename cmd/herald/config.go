@@ -38,6 +38,9 @@ type Config struct {
 	PresenceTTL     time.Duration
 	AdminToken      string
 	TrustedProxies  string
+
+	IPConnectionsPerMinute int
+	IPRequestsPerSecond    int
 }
 
 // envFlags registers flags whose defaults come from HERALD_* variables and
@@ -123,7 +126,7 @@ func (e *envFlags) fail(err error) {
 // register adds the serve flags, each with its HERALD_* variable.
 func (c *Config) register(e *envFlags) {
 	e.String(&c.Addr, "addr", "HERALD_ADDR", "127.0.0.1:6001", "address to listen on for WebSocket, REST API and health endpoints")
-	e.String(&c.Apps, "apps", "HERALD_APPS", "", `apps as a JSON array of {"id","key","secret","name","enabled","settings"}; no demo app is made when set`)
+	e.String(&c.Apps, "apps", "HERALD_APPS", "", `apps as a JSON array of {"id","key","secret","name","enabled","settings","policy"}; no demo app is made when set`)
 	e.String(&c.AppsFile, "apps-file", "HERALD_APPS_FILE", "", "file holding the apps JSON array (same shape as --apps)")
 	e.Duration(&c.ActivityTimeout, "activity-timeout", "HERALD_ACTIVITY_TIMEOUT", 120*time.Second, "silence after which the server pings a client (sent to clients as activity_timeout)")
 	e.Duration(&c.PongTimeout, "pong-timeout", "HERALD_PONG_TIMEOUT", 30*time.Second, "time a pinged client has to answer before it is closed with 4201")
@@ -145,6 +148,8 @@ func (c *Config) register(e *envFlags) {
 	e.Duration(&c.PresenceTTL, "presence-ttl", "HERALD_PRESENCE_TTL", 30*time.Second, "how long a dead node's presence members and counts survive in Redis")
 	e.String(&c.AdminToken, "admin-token", "HERALD_ADMIN_TOKEN", "", "operator token for the management API /v1 (off when empty; prefer the variable)")
 	e.String(&c.TrustedProxies, "trusted-proxies", "HERALD_TRUSTED_PROXIES", "", "comma-separated IPs or CIDRs of load balancers whose X-Forwarded-For names the client (none: the peer is the client)")
+	e.Int(&c.IPConnectionsPerMinute, "ip-connections-per-minute", "HERALD_IP_CONNECTIONS_PER_MINUTE", 1200, "new WebSocket connections per client IP per minute across the cluster, refused with 429 before the upgrade (0: unlimited; raise it for load tests from one address)")
+	e.Int(&c.IPRequestsPerSecond, "ip-requests-per-second", "HERALD_IP_REQUESTS_PER_SECOND", 1000, "REST API requests per client IP per second across the cluster, refused with 429 (0: unlimited)")
 	e.String(&c.PprofAddr, "pprof-addr", "HERALD_PPROF_ADDR", "", "loopback address for Go's pprof profiler (off when empty; never expose it)")
 }
 

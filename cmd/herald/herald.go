@@ -14,6 +14,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/heraldrt/herald/authz"
 	"github.com/heraldrt/herald/services/api"
 	"github.com/heraldrt/herald/services/broker"
 	"github.com/heraldrt/herald/services/gateway"
@@ -32,6 +33,7 @@ type Main struct {
 	DemoApp *tenants.App // the app created when none were configured
 
 	apps     tenants.Store
+	policies *authz.Policies
 	backends *backends
 	broker   broker.Broker
 	node     *gateway.Node
@@ -57,7 +59,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.apps = m.backends.apps
-	apps, err := m.loadApps()
+	apps, policies, err := m.loadApps()
 	if err != nil {
 		return err
 	}
@@ -69,14 +71,19 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := tenants.PutApps(ctx, m.apps, apps); err != nil {
 		return err
 	}
+	if err := putPolicies(ctx, m.backends.policies, policies); err != nil {
+		return err
+	}
 
 	proxies, err := gateway.ParseProxies(m.Config.TrustedProxies)
 	if err != nil {
 		return fmt.Errorf("HERALD_TRUSTED_PROXIES: %w", err)
 	}
 	m.broker = m.backends.broker
+	m.policies = authz.NewPolicies(m.backends.policies, 0)
 	deps := gateway.Deps{Apps: m.apps, Broker: m.broker, Presence: m.backends.presence,
-		Occupancy: m.backends.occupancy, Log: m.Log}
+		Occupancy: m.backends.occupancy, Connections: m.backends.conns, Policies: m.policies,
+		Limiter: m.backends.limiter, Plans: m.backends.plans, Log: m.Log}
 	if m.backends.cache != nil {
 		deps.Invalidate = m.backends.cache.Invalidate
 	}
@@ -88,6 +95,8 @@ func (m *Main) Run(ctx context.Context) error {
 		QueueBytes:       m.Config.QueueBytes,
 		PresenceInterval: m.Config.PresenceTTL / 3,
 		TrustedProxies:   proxies,
+
+		IPConnectionsPerMinute: m.Config.IPConnectionsPerMinute,
 	}, deps)
 	if err != nil {
 		return fmt.Errorf("start gateway: %w", err)
@@ -151,12 +160,16 @@ func (m *Main) routes() {
 	api.HealthRoutes(m.http, m.node, m.backends.checks, m.backends.metrics)
 	rest := api.New(m.apps, m.node, m.Log)
 	rest.AdminToken = m.Config.AdminToken
+	rest.Limiter, rest.Plans, rest.Policies = m.backends.limiter, m.backends.plans, m.policies
+	rest.IPRequestsPerSecond, rest.TrustedProxies = m.Config.IPRequestsPerSecond, m.node.Config().TrustedProxies
 	rest.ManageRoutes(m.http)
 	rest.Routes(m.http)
 	web.Routes(m.http)
 }
 
-func (m *Main) loadApps() ([]*tenants.App, error) {
+// loadApps reads the configured apps and their channel policies, checking
+// every policy before anything is stored.
+func (m *Main) loadApps() ([]*tenants.App, map[string]string, error) {
 	var sources [][]byte
 	if m.Config.Apps != "" {
 		sources = append(sources, []byte(m.Config.Apps))
@@ -164,28 +177,54 @@ func (m *Main) loadApps() ([]*tenants.App, error) {
 	if m.Config.AppsFile != "" {
 		b, err := os.ReadFile(m.Config.AppsFile)
 		if err != nil {
-			return nil, fmt.Errorf("apps file: %w", err)
+			return nil, nil, fmt.Errorf("apps file: %w", err)
 		}
 		sources = append(sources, b)
 	}
 	var apps []*tenants.App
+	policies := map[string]string{}
 	ids := map[string]bool{}
 	for _, src := range sources {
-		parsed, err := tenants.ParseAppConfigs(src)
+		parsed, docs, err := tenants.ParseAppConfigs(src)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		// ParseAppConfigs checks one source; an id given in both would
 		// otherwise silently replace the first app.
 		for _, a := range parsed {
 			if ids[a.ID] {
-				return nil, fmt.Errorf("app id %q is configured in both --apps and --apps-file", a.ID)
+				return nil, nil, fmt.Errorf("app id %q is configured in both --apps and --apps-file", a.ID)
 			}
 			ids[a.ID] = true
 		}
+		for id, doc := range docs {
+			if _, err := authz.ParsePolicy(doc); err != nil {
+				return nil, nil, fmt.Errorf("apps: app %s: policy %w", id, err)
+			}
+			policies[id] = doc
+		}
 		apps = append(apps, parsed...)
 	}
-	return apps, nil
+	return apps, policies, nil
+}
+
+// putPolicies makes the configured policies the apps' policies in force,
+// adding a version only where the document differs, so restarts and nodes
+// starting together do not pile up versions.
+func putPolicies(ctx context.Context, store authz.PolicyStore, policies map[string]string) error {
+	for id, doc := range policies {
+		cur, err := store.Current(ctx, id)
+		if err != nil {
+			return fmt.Errorf("app %s: policy: %w", id, err)
+		}
+		if cur.Document == doc {
+			continue
+		}
+		if _, err := store.Replace(ctx, id, doc, "config"); err != nil {
+			return fmt.Errorf("app %s: policy: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // Close stops the node in order: clients are asked to reconnect elsewhere,

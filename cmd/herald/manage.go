@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -60,7 +61,7 @@ type operatorClient struct {
 
 // manageCommand runs "herald tenants|apps|keys ..." through the management
 // API, so every change is announced to all nodes by the node that makes it.
-func manageCommand(ctx context.Context, object string, args []string, out io.Writer) error {
+func manageCommand(ctx context.Context, object string, args []string, in io.Reader, out io.Writer) error {
 	ef := newEnvFlags(object, "Usage:\n"+manageUsage[object]+"\nFlags go before the arguments.\n")
 	fs := ef.fs
 	oc := &operatorClient{out: out}
@@ -74,6 +75,12 @@ func manageCommand(ctx context.Context, object string, args []string, out io.Wri
 	fs.StringVar(&tenant, "tenant", "", "tenant id of a new app, or to filter a list")
 	fs.StringVar(&settings, "settings", "", `app settings as JSON, e.g. {"limits":{"max_connections":100}}`)
 	fs.StringVar(&enabled, "enabled", "", "true or false, to enable or disable an app")
+	var user, roles, channel, action, draft string
+	fs.StringVar(&user, "user", "", "policy check: the user id (anonymous when empty)")
+	fs.StringVar(&roles, "roles", "", "policy check: comma-separated roles of the user")
+	fs.StringVar(&channel, "channel", "", "policy check: the channel")
+	fs.StringVar(&action, "action", "subscribe", "policy check: subscribe or client-event")
+	fs.StringVar(&draft, "draft", "", "policy check: a policy file to check instead of the one in force (- for stdin)")
 	if len(args) == 0 {
 		fs.Usage()
 		return fmt.Errorf("herald %s needs a subcommand", object)
@@ -132,6 +139,54 @@ func manageCommand(ctx context.Context, object string, args []string, out io.Wri
 			path += "?tenant=" + tenant
 		}
 		return oc.do(ctx, http.MethodGet, path, nil)
+	case "apps limits":
+		a, err := arg(0, "an app id")
+		if err != nil {
+			return err
+		}
+		return oc.do(ctx, http.MethodGet, "/v1/apps/"+a+"/limits", nil)
+	case "plans list":
+		return oc.do(ctx, http.MethodGet, "/v1/plans", nil)
+	case "policy get", "policy versions":
+		a, err := arg(0, "an app id")
+		if err != nil {
+			return err
+		}
+		if verb == "versions" {
+			return oc.do(ctx, http.MethodGet, "/v1/apps/"+a+"/policy/versions", nil)
+		}
+		return oc.do(ctx, http.MethodGet, "/v1/apps/"+a+"/policy", nil)
+	case "policy set":
+		a, err := arg(0, "an app id and a policy file (- for stdin)")
+		if err != nil {
+			return err
+		}
+		file, err := arg(1, "an app id and a policy file (- for stdin)")
+		if err != nil {
+			return err
+		}
+		doc, err := readInput(file, in)
+		if err != nil {
+			return err
+		}
+		return oc.do(ctx, http.MethodPut, "/v1/apps/"+a+"/policy", map[string]any{"policy": doc})
+	case "policy check":
+		a, err := arg(0, "an app id")
+		if err != nil {
+			return err
+		}
+		check := map[string]any{"user_id": user, "channel": channel, "action": action}
+		if roles != "" {
+			check["roles"] = strings.Split(roles, ",")
+		}
+		if draft != "" {
+			doc, err := readInput(draft, in)
+			if err != nil {
+				return err
+			}
+			check["policy"] = doc
+		}
+		return oc.do(ctx, http.MethodPost, "/v1/apps/"+a+"/policy/check", check)
 	case "apps get", "apps update", "apps disable":
 		a, err := arg(0, "an app id")
 		if err != nil {
@@ -176,11 +231,32 @@ var manageUsage = map[string]string{
   herald apps list [--tenant TENANT]
   herald apps get APP
   herald apps update [--name NAME] [--settings JSON] [--enabled true|false] APP
-  herald apps disable APP`,
+  herald apps disable APP
+  herald apps limits APP     the app's limits as set, under its plan, and this node's refusals`,
+	"policy": `  herald policy get APP
+  herald policy set APP FILE          replace the policy (FILE - reads stdin); errors name the line
+  herald policy check [--user ID] [--roles a,b] --channel CH [--action subscribe|client-event] [--draft FILE] APP
+  herald policy versions APP          who changed the policy, and when`,
+	"plans": `  herald plans list`,
 	"keys": `  herald keys create APP     add a key (its secret is shown once)
   herald keys rotate APP     the same: add the new key, move clients, then revoke the old
   herald keys revoke APP KEY
   herald keys list APP`,
+}
+
+// readInput reads a file, or in for "-", bounded like the API's body limit.
+func readInput(name string, in io.Reader) (string, error) {
+	r := in
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, 256<<10))
+	return string(b), err
 }
 
 func (oc *operatorClient) do(ctx context.Context, method, path string, body map[string]any) error {

@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/netip"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/heraldrt/herald/authz"
+	"github.com/heraldrt/herald/billing"
 	"github.com/heraldrt/herald/services/broker"
 	"github.com/heraldrt/herald/services/gateway"
 	"github.com/heraldrt/herald/tenants"
@@ -25,6 +28,7 @@ type Gateway interface {
 	Users(ctx context.Context, appID, channel string) ([]string, error)
 	TerminateUser(ctx context.Context, appID, userID string) error
 	InvalidateApp(ctx context.Context, appID string) error
+	Meter() *billing.Meter
 }
 
 var _ Gateway = (*gateway.Node)(nil)
@@ -40,16 +44,29 @@ type Server struct {
 	TimestampWindow time.Duration
 	// AdminToken authenticates the management API; empty turns it off.
 	AdminToken string
+	// Limiter applies the publish and per-IP request rates; Plans bound
+	// the apps' limits; Policies hold the channel policies. New sets
+	// one-node memory defaults.
+	Limiter  *authz.Limiter
+	Plans    billing.Plans
+	Policies *authz.Policies
+	// IPRequestsPerSecond bounds REST requests per client IP across the
+	// cluster, before the signature is checked. 0: unlimited.
+	IPRequestsPerSecond int
+	// TrustedProxies are the peers whose X-Forwarded-For names the client.
+	TrustedProxies gateway.Proxies
 }
 
 // New returns an API server.
 func New(apps tenants.Store, gw Gateway, log *slog.Logger) *Server {
-	return &Server{apps: apps, gateway: gw, log: log, Now: time.Now, TimestampWindow: authz.DefaultTimestampWindow}
+	return &Server{apps: apps, gateway: gw, log: log, Now: time.Now, TimestampWindow: authz.DefaultTimestampWindow,
+		Limiter: authz.NewLimiter(authz.LimiterOptions{Log: log}), Plans: billing.NewMemoryPlans(),
+		Policies: authz.NewPolicies(authz.NewMemoryPolicies(), 0)}
 }
 
 // Routes registers every API route on r.
 func (s *Server) Routes(r fiber.Router) {
-	apps := r.Group("/apps/:app_id", s.authenticate)
+	apps := r.Group("/apps/:app_id", s.limitIP, s.authenticate)
 	apps.Post("/events", s.postEvents)
 	apps.Post("/batch_events", s.postBatchEvents)
 	apps.Get("/channels", s.getChannels)
@@ -82,8 +99,32 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	if !app.Active() {
 		return &Error{fiber.StatusForbidden, "app is disabled"}
 	}
+	plan, err := s.Plans.Plan(c.UserContext(), app.Plan)
+	if err != nil {
+		s.log.Error("plan lookup failed", "app", app.ID, "err", err)
+		return &Error{fiber.StatusServiceUnavailable, "temporarily unavailable, retry"}
+	}
 	c.Locals(localApp, app)
+	c.Locals(localLimits, plan.Apply(app.Settings.Limits))
 	c.Locals(localQuery, query)
+	return c.Next()
+}
+
+// limitIP applies the per-IP request rate before any work is done for the
+// request, so that a flood of unsigned or badly signed requests costs
+// little. The bucket is global: the app is not verified yet.
+func (s *Server) limitIP(c *fiber.Ctx) error {
+	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
+	ip := s.TrustedProxies.ClientIP(peer, c.Get(fiber.HeaderXForwardedFor))
+	v, err := s.Limiter.Take(c.UserContext(), authz.GlobalScope, "rest-ip", ip.String(), authz.PerSecond(int64(s.IPRequestsPerSecond)), 1)
+	if err != nil {
+		return err
+	}
+	if !v.Allowed {
+		s.gateway.Meter().Rejected("", billing.RejectIPRequestRate)
+		return &authz.LimitError{Limit: "ip_requests_per_second", Verdict: v,
+			Message: fmt.Sprintf("too many requests from %s: at most %d per second", ip, v.Limit)}
+	}
 	return c.Next()
 }
 
@@ -91,6 +132,7 @@ type localKey int
 
 const (
 	localApp localKey = iota
+	localLimits
 	localQuery
 )
 
@@ -101,6 +143,9 @@ const (
 func pathParam(c *fiber.Ctx, name string) string { return strings.Clone(c.Params(name)) }
 
 func appOf(c *fiber.Ctx) *tenants.App { return c.Locals(localApp).(*tenants.App) }
+
+// limitsOf returns the authenticated app's limits under its plan.
+func limitsOf(c *fiber.Ctx) tenants.Limits { return c.Locals(localLimits).(tenants.Limits) }
 
 // param returns a verified query parameter, refusing a repeated one: the
 // signature covers every value, but a handler reading just one of them

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -27,7 +28,14 @@ func ErrorHandler(c *fiber.Ctx, err error) error {
 	var apiErr *Error
 	var fiberErr *fiber.Error
 	var restErr *authz.RESTError
+	var limitErr *authz.LimitError
 	switch {
+	case errors.As(err, &limitErr):
+		for _, h := range limitErr.Verdict.Headers(time.Now()) {
+			c.Set(h[0], h[1])
+		}
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return c.Status(fiber.StatusTooManyRequests).JSON(fiber.Map{"error": limitErr.Message, "limit": limitErr.Limit})
 	case errors.As(err, &apiErr):
 		status, msg = apiErr.Status, apiErr.Message
 	case errors.As(err, &restErr):

@@ -9,6 +9,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/heraldrt/herald/authz"
+	"github.com/heraldrt/herald/billing"
 	"github.com/heraldrt/herald/services/broker"
 	"github.com/heraldrt/herald/services/protocol"
 	"github.com/heraldrt/herald/tenants"
@@ -30,8 +32,7 @@ var socketIDPattern = regexp.MustCompile(`^\d+\.\d+$`)
 
 // validate checks an event against the app's limits and returns its
 // channels. where prefixes messages ("" or "batch[3].").
-func (e *event) validate(app *tenants.App, where string, batch bool) ([]string, error) {
-	limits := app.Settings.Limits
+func (e *event) validate(limits tenants.Limits, where string, batch bool) ([]string, error) {
 	if e.Name == nil || *e.Name == "" {
 		return nil, badRequest(where + "name is required")
 	}
@@ -115,8 +116,11 @@ func (s *Server) postEvents(c *fiber.Ctx) error {
 	if err := decodeBody(c, &e); err != nil {
 		return err
 	}
-	channels, err := e.validate(app, "", false)
+	channels, err := e.validate(limitsOf(c), "", false)
 	if err != nil {
+		return err
+	}
+	if err := s.takePublishes(c, app, len(channels)); err != nil {
 		return err
 	}
 	if err := s.publish(c, app, &e, channels); err != nil {
@@ -143,18 +147,21 @@ func (s *Server) postBatchEvents(c *fiber.Ctx) error {
 	if len(body.Batch) == 0 {
 		return badRequest("batch must list at least one event")
 	}
-	if max := app.Settings.Limits.MaxBatchEvents; len(body.Batch) > max {
+	if max := limitsOf(c).MaxBatchEvents; len(body.Batch) > max {
 		return badRequest(fmt.Sprintf("batch has %d events; at most %d are allowed", len(body.Batch), max))
 	}
 	channels := make([][]string, len(body.Batch))
 	anyInfo := false
 	for i := range body.Batch {
-		chs, err := body.Batch[i].validate(app, fmt.Sprintf("batch[%d].", i), true)
+		chs, err := body.Batch[i].validate(limitsOf(c), fmt.Sprintf("batch[%d].", i), true)
 		if err != nil {
 			return err
 		}
 		channels[i] = chs
 		anyInfo = anyInfo || body.Batch[i].Info != ""
+	}
+	if err := s.takePublishes(c, app, len(body.Batch)); err != nil {
+		return err
 	}
 	// Every event is validated before any is published, so a bad item
 	// never leaves a batch half sent.
@@ -179,6 +186,28 @@ func (s *Server) postBatchEvents(c *fiber.Ctx) error {
 		results[i] = info[channels[i][0]]
 	}
 	return c.JSON(fiber.Map{"batch": results})
+}
+
+// takePublishes counts n channel publishes against the app's publish rate
+// before any is sent, so a refused request publishes nothing. The rate
+// headers go on every publish answer, so a backend can pace itself.
+func (s *Server) takePublishes(c *fiber.Ctx, app *tenants.App, n int) error {
+	per := limitsOf(c).PublishesPerSecond
+	v, err := s.Limiter.Take(c.UserContext(), app.ID, "publish", "app", authz.PerSecond(int64(per)), int64(n))
+	if err != nil {
+		return err
+	}
+	if !v.Allowed {
+		s.gateway.Meter().Rejected(app.ID, billing.RejectPublishRate)
+		return &authz.LimitError{Limit: "publishes_per_second", Verdict: v,
+			Message: fmt.Sprintf("app is over its publish rate: at most %d channel publishes per second, and this request has %d", per, n)}
+	}
+	if per > 0 {
+		for _, h := range v.Headers(s.Now()) {
+			c.Set(h[0], h[1])
+		}
+	}
+	return nil
 }
 
 func (s *Server) publish(c *fiber.Ctx, app *tenants.App, e *event, channels []string) error {

@@ -93,7 +93,17 @@ func writeMetrics(b *strings.Builder, stats Stats) {
 	for _, m := range perApp {
 		fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s %s\n", m.name, m.help, m.name, m.kind)
 		for _, u := range usage {
-			fmt.Fprintf(b, "%s{app=%q} %v\n", m.name, u.AppID, m.value(u))
+			if u.AppID != "" {
+				fmt.Fprintf(b, "%s{app=%q} %v\n", m.name, u.AppID, m.value(u))
+			}
+		}
+	}
+	// Refusals before the app is known (per-IP limits) carry app="".
+	const rejections = "herald_rejections_total"
+	fmt.Fprintf(b, "# HELP %s Refusals by a limit, a quota or the channel policy, per app and reason.\n# TYPE %s counter\n", rejections, rejections)
+	for _, u := range usage {
+		for _, reason := range slices.Sorted(maps.Keys(u.Rejected)) {
+			fmt.Fprintf(b, "%s{app=%q,reason=%q} %d\n", rejections, u.AppID, reason, u.Rejected[reason])
 		}
 	}
 }

@@ -5,10 +5,12 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/heraldrt/herald/billing"
 	"github.com/heraldrt/herald/tenants"
 )
 
@@ -30,6 +32,7 @@ func (s *Server) ManageRoutes(r fiber.Router) {
 	v1.Get("/apps/:app_id/keys", s.listKeys)
 	v1.Post("/apps/:app_id/keys", s.createKey)
 	v1.Delete("/apps/:app_id/keys/:key", s.revokeKey)
+	s.policyRoutes(v1)
 }
 
 // operator checks the bearer token in constant time (both sides hashed, so
@@ -56,7 +59,7 @@ func (s *Server) storeError(err error) error {
 		return &Error{fiber.StatusNotFound, err.Error()}
 	case errors.Is(err, tenants.ErrConflict):
 		return &Error{fiber.StatusConflict, err.Error()}
-	case errors.Is(err, tenants.ErrInvalid):
+	case errors.Is(err, tenants.ErrInvalid), errors.Is(err, billing.ErrUnknownPlan):
 		return badRequest(err.Error())
 	}
 	s.log.Error("store call failed", "err", err)
@@ -103,12 +106,11 @@ func (s *Server) createTenant(c *fiber.Ctx) error {
 	if body.Name == "" || len(body.Name) > 200 {
 		return badRequest("name is required (at most 200 characters)")
 	}
-	switch body.Plan {
-	case "":
+	if body.Plan == "" {
 		body.Plan = "free"
-	case "free", "pro", "enterprise":
-	default:
-		return badRequest("plan must be free, pro or enterprise")
+	}
+	if _, err := s.Plans.Plan(c.UserContext(), body.Plan); err != nil {
+		return s.storeError(err)
 	}
 	if body.ID == "" {
 		body.ID = tenants.NewTenantID()
@@ -183,8 +185,13 @@ func (s *Server) createApp(c *fiber.Ctx) error {
 	if body.TenantID == "" {
 		return badRequest("tenant_id is required")
 	}
-	if _, err := s.apps.Tenant(c.UserContext(), body.TenantID); err != nil {
+	tenant, err := s.apps.Tenant(c.UserContext(), body.TenantID)
+	if err != nil {
 		return s.storeError(err)
+	}
+	plan, err := s.planOf(c, tenant.Plan)
+	if err != nil {
+		return err
 	}
 	app := tenants.NewApp("")
 	app.TenantID = body.TenantID
@@ -203,6 +210,9 @@ func (s *Server) createApp(c *fiber.Ctx) error {
 	if body.Settings != nil {
 		app.Settings = *body.Settings
 	}
+	if err := withinPlan(plan, &app.Settings); err != nil {
+		return s.storeError(err)
+	}
 	if _, err := s.apps.AppByID(c.UserContext(), app.ID); err == nil {
 		return &Error{fiber.StatusConflict, "app id " + app.ID + " is taken"}
 	}
@@ -215,6 +225,15 @@ func (s *Server) createApp(c *fiber.Ctx) error {
 	}
 	key := app.PrimaryKey()
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"app": stored, "key": secretJSON(key)})
+}
+
+// withinPlan fills the settings' defaults and refuses limits above the
+// plan's ceilings, naming the limit.
+func withinPlan(plan billing.Plan, settings *tenants.Settings) error {
+	if err := settings.Normalize(); err != nil {
+		return fmt.Errorf("%w: %v", tenants.ErrInvalid, err)
+	}
+	return plan.Check(settings.Limits)
 }
 
 // secretJSON shows a key's secret: only ever in the answer that created it.
@@ -242,7 +261,15 @@ func (s *Server) updateApp(c *fiber.Ctx) error {
 	if body.ID != "" || body.TenantID != "" {
 		return badRequest("id and tenant_id cannot be changed")
 	}
-	app, err := s.apps.UpdateApp(c.UserContext(), pathParam(c, "app_id"), func(a *tenants.App) error {
+	current, err := s.existingApp(c)
+	if err != nil {
+		return err
+	}
+	plan, err := s.planOf(c, current.Plan)
+	if err != nil {
+		return err
+	}
+	app, err := s.apps.UpdateApp(c.UserContext(), current.ID, func(a *tenants.App) error {
 		if body.Name != nil {
 			a.Name = *body.Name
 		}
@@ -251,6 +278,7 @@ func (s *Server) updateApp(c *fiber.Ctx) error {
 		}
 		if body.Settings != nil {
 			a.Settings = *body.Settings
+			return withinPlan(plan, &a.Settings)
 		}
 		return nil
 	})

@@ -3,14 +3,13 @@ package gateway
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 
+	"github.com/heraldrt/herald/authz"
 	"github.com/heraldrt/herald/services/presence"
 	"github.com/heraldrt/herald/tenants"
 )
 
-// Client is one connection. Fields marked "reader" belong to the
-// connection's reader goroutine; the rest are guarded as noted.
+// Client is one connection. Its fields are guarded as noted.
 type Client struct {
 	node      *Node
 	app       *tenants.App // the app as of connect time
@@ -39,11 +38,18 @@ type Client struct {
 	writer      sync.WaitGroup
 	writeFn     func() // c.write, bound once so starting a writer allocates nothing
 
-	// reader
+	// limits are the app's limits under its plan, as of connect time.
+	limits tenants.Limits
+
+	// ops is held while a frame is handled and while another goroutine
+	// re-checks the connection's subscriptions after a policy change, so
+	// the fields below have one user at a time. Lock order: ops, then mu.
+	ops      sync.Mutex
+	ended    bool // disconnect has run
 	channels map[string]*subscription
-	userInfo []byte    // the signed-in user's user_info
-	tokens   float64   // client-event token bucket
-	refilled time.Time // last refill of tokens
+	userInfo []byte   // the signed-in user's user_info
+	roles    []string // the signed-in user's roles, from user_info.roles
+	userSlot bool     // the connection holds one of its user's connection slots
 }
 
 // subscription is one client's membership of one channel. idx is its
@@ -55,6 +61,12 @@ type subscription struct {
 	idx      int
 	member   *presence.Member // presence channels only
 	accepted bool             // subscription_succeeded was sent
+	// subject is who the channel policy judges: the presence member, else
+	// the signed-in user, else anonymous.
+	subject authz.Subject
+	// byPolicy is set when a policy rule, not a channel token, authorised
+	// a private channel; a policy change that withdraws the rule ends it.
+	byPolicy bool
 }
 
 // SocketID returns the connection's socket id.
@@ -257,22 +269,4 @@ func (c *Client) signedInUser() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.userID
-}
-
-// allowClientEvent takes a token from the client-event bucket: rate tokens
-// per second with a burst of rate.
-func (c *Client) allowClientEvent(now time.Time, rate int) bool {
-	if c.refilled.IsZero() {
-		c.tokens, c.refilled = float64(rate), now
-	}
-	c.tokens += now.Sub(c.refilled).Seconds() * float64(rate)
-	if c.tokens > float64(rate) {
-		c.tokens = float64(rate)
-	}
-	c.refilled = now
-	if c.tokens < 1 {
-		return false
-	}
-	c.tokens--
-	return true
 }

@@ -46,11 +46,12 @@ func (n *Node) Connect(ctx context.Context, key, version string, t Transport) (*
 	if !app.Active() {
 		return nil, &Refusal{protocol.CodeAppDisabled, "app is disabled"}
 	}
-	if open := n.meter.Connected(app.ID); app.Settings.Limits.MaxConnections > 0 && open > int64(app.Settings.Limits.MaxConnections) {
-		n.meter.Disconnected(app.ID)
-		return nil, &Refusal{protocol.CodeOverQuota, fmt.Sprintf("app is over its connection quota (max_connections %d)", app.Settings.Limits.MaxConnections)}
+	limits, refusal := n.admit(ctx, app)
+	if refusal != nil {
+		return nil, refusal
 	}
-	c := &Client{node: n, app: app, key: key, socketID: newSocketID(), transport: t, channels: map[string]*subscription{}}
+	n.meter.Connected(app.ID)
+	c := &Client{node: n, app: app, key: key, limits: limits, socketID: newSocketID(), transport: t, channels: map[string]*subscription{}}
 	c.writeFn = c.write
 	if _, ok := t.(NonBlockingWriter); ok {
 		c.flusher = n.flushers[n.nextFl.Add(1)%uint32(len(n.flushers))]
@@ -86,8 +87,16 @@ func (n *Node) Serve(c *Client, next func() ([]byte, error)) {
 		}
 		c.lastSeen.Store(time.Now().UnixNano())
 		c.pinged.Store(false)
-		n.handleFrame(c, frame)
+		n.handleOne(c, frame)
 	}
+}
+
+// handleOne handles a frame under the connection's ops lock, released even
+// if the handler panics so that disconnect can still take it.
+func (n *Node) handleOne(c *Client, frame []byte) {
+	c.ops.Lock()
+	defer c.ops.Unlock()
+	n.handleFrame(c, frame)
 }
 
 // disconnect ends c: the writer is stopped, every subscription is removed
@@ -95,6 +104,9 @@ func (n *Node) Serve(c *Client, next func() ([]byte, error)) {
 // the client.
 func (n *Node) disconnect(c *Client) {
 	c.shutdown()
+	c.ops.Lock()
+	defer c.ops.Unlock()
+	c.ended = true
 	for _, s := range c.channels {
 		n.unsubscribe(c, s)
 	}
@@ -104,6 +116,7 @@ func (n *Node) disconnect(c *Client) {
 		n.removeUserLocked(c)
 	}
 	n.mu.Unlock()
+	n.release(c)
 	n.meter.Disconnected(c.app.ID)
 }
 

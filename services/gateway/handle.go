@@ -7,9 +7,8 @@ import (
 	"errors"
 	"fmt"
 
-	"time"
-
 	"github.com/heraldrt/herald/authz"
+	"github.com/heraldrt/herald/billing"
 	"github.com/heraldrt/herald/services/broker"
 	"github.com/heraldrt/herald/services/presence"
 	"github.com/heraldrt/herald/services/protocol"
@@ -63,12 +62,7 @@ func (c *Client) sendError(code int, msg string) {
 // a pusher:subscription_error on the channel for its handlers.
 func (c *Client) rejectSubscription(channel string, status int, msg string) {
 	c.sendError(0, msg)
-	data, _ := json.Marshal(struct {
-		Type   string `json:"type"`
-		Error  string `json:"error"`
-		Status int    `json:"status"`
-	}{"AuthError", msg, status})
-	c.Enqueue(protocol.AppendEvent(nil, "pusher:subscription_error", channel, data, ""))
+	c.Enqueue(subscriptionError(channel, "AuthError", status, msg))
 }
 
 func (n *Node) handleSubscribe(c *Client, data []byte) {
@@ -88,14 +82,20 @@ func (n *Node) handleSubscribe(c *Client, data []byte) {
 		n.sendSubscribed(c, s)
 		return
 	}
-	if limit := c.app.Settings.Limits.MaxChannelsPerConnection; len(c.channels) >= limit {
-		c.rejectSubscription(channel, 429, fmt.Sprintf("subscription limit reached: at most %d channels per connection", limit))
+	if limit := c.limits.MaxChannelsPerConnection; limit > 0 && len(c.channels) >= limit {
+		n.meter.Rejected(c.app.ID, billing.RejectChannelsPerConn)
+		c.rejectSubscription(channel, 429, fmt.Sprintf("subscription limit reached: at most %d channels per connection (max_channels_per_connection)", limit))
 		return
 	}
 	s := &subscription{client: c, channel: channel}
 	kind := protocol.KindOf(channel)
 	switch kind {
 	case protocol.Private, protocol.PrivateEncrypted:
+		if kind == protocol.Private && len(d.Auth) == 0 && c.app.Settings.Features.PolicyAuthorizedPrivate {
+			// The channel policy decides below, instead of a token.
+			s.byPolicy = true
+			break
+		}
 		if err := authz.VerifyChannelToken(c.app, d.Auth, c.socketID, d.Channel, d.ChannelData, d.HasChannelData); err != nil {
 			c.rejectSubscription(channel, 401, tokenMessage(err, channel))
 			return
@@ -113,6 +113,16 @@ func (n *Node) handleSubscribe(c *Client, data []byte) {
 			c.rejectSubscription(channel, 403, "a #server-to-user- channel needs a connection signed in as that user")
 			return
 		}
+	}
+
+	s.subject = c.subjectOf(s.member)
+	if !n.policyAllowsSubscribe(c, s) {
+		return
+	}
+	if !n.allowSubscribe(c) {
+		n.meter.Rejected(c.app.ID, billing.RejectSubscribeRate)
+		c.rejectSubscription(channel, 429, fmt.Sprintf("subscription rate limit exceeded: at most %d per second (subscriptions_per_second)", c.limits.SubscriptionsPerSecond))
+		return
 	}
 
 	ctx, cancel := n.bounded(context.Background())
@@ -133,11 +143,12 @@ func (n *Node) handleSubscribe(c *Client, data []byte) {
 		n.events.ChannelOccupied(c.app.ID, channel)
 	}
 	if s.member != nil {
-		first, err := n.presence.Join(ctx, c.app.ID, channel, c.socketID, *s.member, c.app.Settings.Limits.MaxPresenceMembers)
+		first, err := n.presence.Join(ctx, c.app.ID, channel, c.socketID, *s.member, c.limits.MaxPresenceMembers)
 		if err != nil {
 			n.dropSubscription(c, s)
 			if errors.Is(err, presence.ErrFull) {
-				c.rejectSubscription(channel, 403, fmt.Sprintf("presence channel is full: at most %d members", c.app.Settings.Limits.MaxPresenceMembers))
+				n.meter.Rejected(c.app.ID, billing.RejectPresenceFull)
+				c.rejectSubscription(channel, 403, fmt.Sprintf("presence channel is full: at most %d members (max_presence_members)", c.limits.MaxPresenceMembers))
 			} else {
 				n.log.Error("presence join failed", "app", c.app.ID, "err", err)
 				c.rejectSubscription(channel, 503, "temporarily unable to join the presence channel, retry")
@@ -150,6 +161,31 @@ func (n *Node) handleSubscribe(c *Client, data []byte) {
 		}
 	}
 	n.sendSubscribed(c, s)
+}
+
+// policyAllowsSubscribe runs the app's channel policy on a subscription
+// whose signature (if any) checked out, and refuses it if the policy
+// denies it. A policy can only narrow what the tenant's signature allowed,
+// except for a private channel the app lets the policy authorise: that
+// needs a signed-in user and an allow rule naming the user or a role.
+func (n *Node) policyAllowsSubscribe(c *Client, s *subscription) bool {
+	policy, err := n.policyFor(c)
+	if err != nil {
+		c.rejectSubscription(s.channel, 503, "temporarily unable to subscribe, retry")
+		return false
+	}
+	d := policy.Check(s.subject, s.channel, authz.ActionSubscribe)
+	if s.byPolicy && (c.signedInUser() == "" || !d.Explicit()) {
+		n.meter.Rejected(c.app.ID, billing.RejectPolicy)
+		c.rejectSubscription(s.channel, 401, fmt.Sprintf("invalid auth for channel %q: a private channel needs an auth token, or a signed-in user whom a channel policy rule allows by name or role", s.channel))
+		return false
+	}
+	if !d.Allowed {
+		n.meter.Rejected(c.app.ID, billing.RejectPolicy)
+		c.rejectSubscription(s.channel, 403, fmt.Sprintf("subscription to %q denied by the app's channel policy", s.channel))
+		return false
+	}
+	return true
 }
 
 func tokenMessage(err error, channel string) string {
@@ -364,10 +400,27 @@ func (n *Node) handleSignin(c *Client, data []byte) {
 		c.sendError(0, "sign-in refused: this connection is already signed in")
 		return
 	}
+	ctx, cancel := n.bounded(context.Background())
+	ok, err := n.conns.Acquire(ctx, c.app.ID, userSlot(id), c.limits.MaxConnectionsPerUser)
+	cancel()
+	if err != nil {
+		n.log.Error("user connection quota check failed", "app", c.app.ID, "err", err)
+		c.sendError(0, "sign-in failed: temporarily unavailable, retry")
+		return
+	}
+	if !ok {
+		n.meter.Rejected(c.app.ID, billing.RejectUserConnections)
+		msg := fmt.Sprintf("user is over its connection quota (max_connections_per_user %d)", c.limits.MaxConnectionsPerUser)
+		c.sendError(protocol.CodeOverCapacity, msg)
+		c.Close(protocol.CodeOverCapacity, msg)
+		return
+	}
 	c.mu.Lock()
 	c.userID = id
 	c.mu.Unlock()
+	c.userSlot = true
 	c.userInfo = ud.UserInfo
+	c.roles = rolesOf(ud.UserInfo)
 	n.mu.Lock()
 	k := userKey{c.app.ID, id}
 	if n.users[k] == nil {
@@ -386,7 +439,7 @@ func (n *Node) handleSignin(c *Client, data []byte) {
 
 func (n *Node) handleClientEvent(c *Client, f *protocol.Frame) {
 	channel := string(f.Channel)
-	limits := c.app.Settings.Limits
+	limits := c.limits
 	switch {
 	case !c.app.Settings.Features.ClientEventsEnabled():
 		c.sendError(0, "Client event rejected - client events are not enabled for this app")
@@ -411,8 +464,19 @@ func (n *Node) handleClientEvent(c *Client, f *protocol.Frame) {
 		c.sendError(0, fmt.Sprintf("Client event rejected - data is over %d bytes", limits.MaxPayloadBytes))
 		return
 	}
-	if !c.allowClientEvent(time.Now(), limits.ClientEventsPerSecond) {
-		c.sendError(protocol.CodeClientEventRateLimit, fmt.Sprintf("Client event rejected - rate limit of %d per second exceeded", limits.ClientEventsPerSecond))
+	policy, err := n.policyFor(c)
+	if err != nil {
+		c.sendError(0, "Client event rejected - temporarily unavailable, retry")
+		return
+	}
+	if !policy.Check(s.subject, channel, authz.ActionClientEvent).Allowed {
+		n.meter.Rejected(c.app.ID, billing.RejectPolicy)
+		c.sendError(0, "Client event rejected - denied by the app's channel policy on channel "+protocol.Shorten(channel, 200))
+		return
+	}
+	if !n.allowClientEvent(c) {
+		n.meter.Rejected(c.app.ID, billing.RejectClientEventRate)
+		c.sendError(protocol.CodeClientEventRateLimit, fmt.Sprintf("Client event rejected - rate limit of %d per second exceeded (client_events_per_second)", limits.ClientEventsPerSecond))
 		return
 	}
 	pub := &broker.Publication{Event: string(f.Event), Data: bytes.Clone(data), ExcludeSocketID: c.socketID}

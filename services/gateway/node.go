@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/heraldrt/herald/authz"
 	"github.com/heraldrt/herald/billing"
 	"github.com/heraldrt/herald/services/broker"
 	"github.com/heraldrt/herald/services/presence"
@@ -44,6 +45,9 @@ type Config struct {
 	// and looks for members of dead nodes. Keep it well below the presence
 	// store's TTL. Default 10 s.
 	PresenceInterval time.Duration
+	// IPConnectionsPerMinute bounds new WebSocket connections per client
+	// IP across the cluster, before the upgrade (HTTP 429). 0: unlimited.
+	IPConnectionsPerMinute int
 }
 
 func (c *Config) setDefaults() {
@@ -75,6 +79,10 @@ type Node struct {
 	broker   broker.Broker
 	presence presence.Store
 	occupied presence.Occupancy
+	conns    presence.Occupancy // connection quotas: "app" and "user:<id>" per app
+	policies *authz.Policies
+	limiter  *authz.Limiter
+	plans    billing.Plans
 	meter    *billing.Meter
 	events   EventSink
 	hub      *hub
@@ -106,6 +114,16 @@ type Deps struct {
 	// Occupancy counts subscriptions across the cluster; nil: this node's
 	// own counts (one node).
 	Occupancy presence.Occupancy
+	// Connections counts connections per app and per user across the
+	// cluster for the quotas; nil: this node's own counts (one node).
+	Connections presence.Occupancy
+	// Policies serves the apps' channel policies; nil: every app has the
+	// default policy (Pusher's behaviour).
+	Policies *authz.Policies
+	// Limiter applies the rate limits; nil: a memory limiter (one node).
+	Limiter *authz.Limiter
+	// Plans bound the apps' limits; nil: the default plans.
+	Plans billing.Plans
 	// Invalidate, when set, is called with an app id before the node
 	// re-checks that app's connections after a change announced by any
 	// node (the app cache drops its copies there).
@@ -123,7 +141,7 @@ func NewNode(cfg Config, d Deps) (*Node, error) {
 	cfg.setDefaults()
 	n := &Node{
 		cfg: cfg, log: d.Log, apps: d.Apps, broker: d.Broker, presence: d.Presence, occupied: d.Occupancy,
-		meter: d.Meter, events: d.Events, hub: newHub(), invalidate: d.Invalidate,
+		conns: d.Connections, policies: d.Policies, limiter: d.Limiter, plans: d.Plans, meter: d.Meter, events: d.Events, hub: newHub(), invalidate: d.Invalidate,
 		clients: map[*Client]struct{}{}, users: map[userKey]map[*Client]struct{}{},
 		presences: map[channelKey]map[string]presence.Member{},
 		stop:      make(chan struct{}), sweeperDone: make(chan struct{}), presenceDone: make(chan struct{}),
@@ -144,6 +162,18 @@ func NewNode(cfg Config, d Deps) (*Node, error) {
 	}
 	if n.occupied == nil {
 		n.occupied = presence.NewMemoryOccupancy()
+	}
+	if n.conns == nil {
+		n.conns = presence.NewMemoryOccupancy()
+	}
+	if n.policies == nil {
+		n.policies = authz.NewPolicies(authz.NewMemoryPolicies(), 0)
+	}
+	if n.limiter == nil {
+		n.limiter = authz.NewLimiter(authz.LimiterOptions{Log: n.log})
+	}
+	if n.plans == nil {
+		n.plans = billing.NewMemoryPlans()
 	}
 	if err := n.broker.Run(n); err != nil {
 		return nil, err
@@ -183,6 +213,7 @@ func (n *Node) HandleControl(c broker.Control) {
 		if n.invalidate != nil {
 			n.invalidate(c.AppID)
 		}
+		n.policies.Invalidate(c.AppID)
 		// The re-check reads the store, which may mean a database round
 		// trip; the broker's delivery goroutine must not wait for it.
 		go n.recheckApp(c.AppID)
@@ -190,9 +221,10 @@ func (n *Node) HandleControl(c broker.Control) {
 }
 
 // recheckApp applies a change to an app to its open connections: all are
-// closed if the app is gone, disabled or its tenant suspended (4003), and
-// those that connected with a key that was revoked are asked to reconnect
-// (4200), which then fails for the old key. New settings apply to new
+// closed if the app is gone, disabled or its tenant suspended (4003), those
+// that connected with a key that was revoked are asked to reconnect (4200),
+// which then fails for the old key, and subscriptions that the app's
+// channel policy no longer allows are ended. New settings apply to new
 // connections.
 func (n *Node) recheckApp(appID string) {
 	ctx, cancel := n.bounded(context.Background())
@@ -218,6 +250,17 @@ func (n *Node) recheckApp(appID string) {
 		case !hasKey(app, c.key):
 			c.Close(protocol.CodeReconnect, "the app key of this connection was revoked")
 		}
+	}
+	if app == nil || !app.Active() || len(affected) == 0 {
+		return
+	}
+	policy, err := n.policies.For(ctx, appID)
+	if err != nil {
+		n.log.Error("policy lookup after invalidation failed", "app", appID, "err", err)
+		return
+	}
+	for _, c := range affected {
+		n.recheckSubscriptions(c, policy)
 	}
 }
 

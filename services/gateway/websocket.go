@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/heraldrt/herald/authz"
 	"github.com/heraldrt/herald/services/protocol"
 )
 
@@ -47,7 +49,16 @@ func (n *Node) WebSocketHandler() fiber.Handler {
 		// itself for non-blocking writes.
 		c.Locals(localRawConn, c.Context().Conn())
 		peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
-		c.Locals(localClientIP, n.cfg.TrustedProxies.ClientIP(peer, c.Get(fiber.HeaderXForwardedFor)))
+		ip := n.cfg.TrustedProxies.ClientIP(peer, c.Get(fiber.HeaderXForwardedFor))
+		c.Locals(localClientIP, ip)
+		v, err := n.AllowHandshake(c.UserContext(), ip.String())
+		if err != nil {
+			return err
+		}
+		if !v.Allowed {
+			return &authz.LimitError{Limit: "ip_connections_per_minute", Verdict: v,
+				Message: fmt.Sprintf("too many new connections from %s: at most %d per minute", ip, v.Limit)}
+		}
 		return upgrade(c)
 	}
 }

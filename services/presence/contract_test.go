@@ -166,6 +166,67 @@ func testOccupancy(t *testing.T, newPair func(t *testing.T) (Occupancy, Occupanc
 		mustOK(t, b.Add(ctx, "app1", "room", -2))
 		expectCount(t, a, "app1", "room", 1)
 	})
+
+	t.Run("acquire keeps within the limit and release frees a slot", func(t *testing.T) {
+		o, _ := newPair(t)
+		for range 3 {
+			expectAcquire(t, o, "app1", "conns", 3, true)
+		}
+		expectAcquire(t, o, "app1", "conns", 3, false)
+		expectCount(t, o, "app1", "conns", 3)
+		mustOK(t, o.Add(ctx, "app1", "conns", -1))
+		expectCount(t, o, "app1", "conns", 2)
+		expectAcquire(t, o, "app1", "conns", 3, true)
+		expectAcquire(t, o, "app1", "conns", 3, false)
+		// A lowered limit refuses until enough are released.
+		expectAcquire(t, o, "app1", "conns", 2, false)
+		mustOK(t, o.Add(ctx, "app1", "conns", -2))
+		expectAcquire(t, o, "app1", "conns", 2, true)
+		expectCount(t, o, "app1", "conns", 2)
+	})
+
+	t.Run("acquire with no limit always succeeds", func(t *testing.T) {
+		o, _ := newPair(t)
+		for _, limit := range []int{0, -1} {
+			for range 5 {
+				expectAcquire(t, o, "app1", "conns", limit, true)
+			}
+		}
+		expectCount(t, o, "app1", "conns", 10)
+		expectAcquire(t, o, "app1", "conns", 10, false)
+	})
+
+	t.Run("acquire counts each name of each app apart", func(t *testing.T) {
+		o, _ := newPair(t)
+		expectAcquire(t, o, "app1", "user:alice", 1, true)
+		expectAcquire(t, o, "app1", "user:alice", 1, false)
+		expectAcquire(t, o, "app1", "user:bob", 1, true)
+		expectAcquire(t, o, "app2", "user:alice", 1, true)
+		expectAcquire(t, o, "app2", "user:alice", 1, false)
+		expectCounts(t, o, "app1", "user:", map[string]int{"user:alice": 1, "user:bob": 1})
+		expectCounts(t, o, "app2", "", map[string]int{"user:alice": 1})
+	})
+
+	t.Run("acquire counts the other nodes", func(t *testing.T) {
+		a, b := newPair(t)
+		expectAcquire(t, a, "app1", "conns", 3, true)
+		mustOK(t, b.Add(ctx, "app1", "conns", 1))
+		expectAcquire(t, b, "app1", "conns", 3, true)
+		expectAcquire(t, a, "app1", "conns", 3, false)
+		expectAcquire(t, b, "app1", "conns", 3, false)
+		mustOK(t, b.Add(ctx, "app1", "conns", -1))
+		expectAcquire(t, a, "app1", "conns", 3, true)
+		expectCount(t, b, "app1", "conns", 3)
+	})
+}
+
+func expectAcquire(t *testing.T, o Occupancy, app, name string, limit int, want bool) {
+	t.Helper()
+	got, err := o.Acquire(context.Background(), app, name, limit)
+	mustOK(t, err)
+	if got != want {
+		t.Fatalf("Acquire(%s, %s, %d) = %t, want %t", app, name, limit, got, want)
+	}
 }
 
 func expectJoin(t *testing.T, s Store, app, channel, conn string, m Member, limit int, first bool) {

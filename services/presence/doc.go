@@ -4,7 +4,8 @@
 // the last. The memory store is the embedded default; the Redis store, with
 // TTL heartbeats for entries of nodes that die, implements the same
 // interface. Occupancy counts subscriptions per channel across nodes, in
-// memory or in Redis.
+// memory or in Redis; counting connections instead, its Acquire enforces
+// concurrent quotas exactly across the cluster.
 //
 // The Redis store changes a channel's keys only in Lua scripts (lua/*.lua),
 // each atomic, so concurrent nodes never see or leave half an update.

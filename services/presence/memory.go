@@ -138,3 +138,14 @@ func (o *MemoryOccupancy) Count(_ context.Context, appID, channel string) (int, 
 	defer o.mu.Unlock()
 	return o.counts[channelKey{appID, channel}], nil
 }
+
+func (o *MemoryOccupancy) Acquire(_ context.Context, appID, name string, limit int) (bool, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	k := channelKey{appID, name}
+	if limit > 0 && o.counts[k] >= limit {
+		return false, nil
+	}
+	o.counts[k]++
+	return true, nil
+}

@@ -52,7 +52,9 @@ type Store interface {
 }
 
 // Occupancy counts each channel's subscriptions across the cluster, so
-// channel queries answer for the whole cluster from any node.
+// channel queries answer for the whole cluster from any node. Counting
+// other names, such as an app's connections, it enforces cluster-wide
+// concurrent quotas with Acquire.
 type Occupancy interface {
 	// Add changes this node's subscription count of (appID, channel) by
 	// delta (+1 on subscribe, -1 on unsubscribe).
@@ -64,4 +66,10 @@ type Occupancy interface {
 	// Count returns the cluster-wide subscription count of (appID,
 	// channel).
 	Count(ctx context.Context, appID, channel string) (int, error)
+	// Acquire adds one to this node's count of name in appID if the
+	// cluster-wide count of name stays within limit, and reports whether it
+	// did. The check and the add are one atomic step across the cluster, so
+	// concurrent Acquires on any nodes never overshoot limit. Release with
+	// Add(ctx, appID, name, -1). A limit <= 0 means unlimited.
+	Acquire(ctx context.Context, appID, name string, limit int) (bool, error)
 }

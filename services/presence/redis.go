@@ -36,18 +36,20 @@ func luaScript(files ...string) *redis.Script {
 }
 
 var (
-	joinScript      = luaScript("clock.lua", "lib.lua", "join.lua")
-	leaveScript     = luaScript("clock.lua", "lib.lua", "leave.lua")
-	heartbeatScript = luaScript("clock.lua", "lib.lua", "heartbeat.lua")
-	expireScript    = luaScript("clock.lua", "lib.lua", "expire.lua")
-	membersScript   = luaScript("clock.lua", "lib.lua", "members.lua")
-	occAddScript    = luaScript("clock.lua", "occ_add.lua")
-	occReadScript   = luaScript("clock.lua", "occ_read.lua")
+	joinScript       = luaScript("clock.lua", "lib.lua", "join.lua")
+	leaveScript      = luaScript("clock.lua", "lib.lua", "leave.lua")
+	heartbeatScript  = luaScript("clock.lua", "lib.lua", "heartbeat.lua")
+	expireScript     = luaScript("clock.lua", "lib.lua", "expire.lua")
+	membersScript    = luaScript("clock.lua", "lib.lua", "members.lua")
+	occAddScript     = luaScript("clock.lua", "occ_add.lua")
+	occReadScript    = luaScript("clock.lua", "occ_read.lua")
+	occAcquireScript = luaScript("clock.lua", "occ_acquire.lua")
 )
 
 const (
 	defaultPrefix = "herald"
 	defaultTTL    = 30 * time.Second
+	defaultKind   = "occ"
 )
 
 // RedisPresenceOptions configures a Redis presence store. The zero value is
@@ -224,6 +226,12 @@ type OccupancyOptions struct {
 	// NodeID names this node among the deployment's nodes; required and
 	// unique per running node.
 	NodeID string
+	// Kind names the family of keys the counts live in, so that counters of
+	// different things on one Redis (channel subscriptions, connections
+	// held against a quota) never see each other's names. Default "occ",
+	// the channel occupancy; otherwise 1 to 16 lowercase letters, and not
+	// "pres", which the presence store's keys use.
+	Kind string
 	// TTL is how long a node's counts count without a heartbeat. Default
 	// 30 s; the node heartbeats every TTL/3.
 	TTL time.Duration
@@ -232,10 +240,11 @@ type OccupancyOptions struct {
 }
 
 // RedisOccupancy is the Occupancy for many nodes. Each node keeps its own
-// counts per app, and each app lists its live nodes:
+// counts per app, and each app lists its live nodes, in keys of the
+// options' Kind ("occ" unless set):
 //
-//	<prefix>:{<app>}:occ:<node>   HASH channel → this node's subscriptions
-//	<prefix>:{<app>}:occnodes     ZSET node id → expiry (ms)
+//	<prefix>:{<app>}:<kind>:<node>   HASH name → this node's count
+//	<prefix>:{<app>}:<kind>nodes     ZSET node id → expiry (ms)
 //
 // A background heartbeat renews the node's entry in every app it has
 // counts in. Readers sum the live nodes' counts and delete the counts of
@@ -245,16 +254,17 @@ type OccupancyOptions struct {
 type RedisOccupancy struct {
 	client redis.UniversalClient
 	prefix string
+	kind   string
 	node   string
 	ttl    time.Duration
 	log    *slog.Logger
 
-	// gate is held shared by Add and exclusively by restore, so that a
+	// gate is held shared by Add and Acquire and exclusively by restore, so that a
 	// restore writes back counts with no Add half done.
 	gate sync.RWMutex
 	// mu guards mirror and closed; it is never held while calling Redis.
 	mu     sync.Mutex
-	mirror map[string]map[string]int // app → channel → this node's count
+	mirror map[string]map[string]int // app → name → this node's count
 	closed bool
 
 	stop     chan struct{}
@@ -272,6 +282,12 @@ func NewRedisOccupancy(client redis.UniversalClient, opts OccupancyOptions) (*Re
 	if opts.NodeID == "" || strings.ContainsAny(opts.NodeID, "{}") {
 		return nil, fmt.Errorf("presence: occupancy needs a node id without braces, got %q", opts.NodeID)
 	}
+	if opts.Kind == "" {
+		opts.Kind = defaultKind
+	}
+	if !validKind(opts.Kind) {
+		return nil, fmt.Errorf("presence: occupancy kind must be 1 to 16 lowercase letters other than \"pres\", got %q", opts.Kind)
+	}
 	if opts.Prefix == "" {
 		opts.Prefix = defaultPrefix
 	}
@@ -282,7 +298,7 @@ func NewRedisOccupancy(client redis.UniversalClient, opts OccupancyOptions) (*Re
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	o := &RedisOccupancy{
-		client: client, prefix: opts.Prefix, node: opts.NodeID, ttl: opts.TTL, log: opts.Log,
+		client: client, prefix: opts.Prefix, kind: opts.Kind, node: opts.NodeID, ttl: opts.TTL, log: opts.Log,
 		mirror: map[string]map[string]int{},
 		stop:   make(chan struct{}), done: make(chan struct{}),
 	}
@@ -290,9 +306,28 @@ func NewRedisOccupancy(client redis.UniversalClient, opts OccupancyOptions) (*Re
 	return o, nil
 }
 
+// validKind reports whether kind can name a key family: the counts keys
+// put a colon after it and the node list appends "nodes", so lowercase
+// letters alone keep every kind's keys apart. "pres" is refused because a
+// node id with colons could then spell a presence key.
+func validKind(kind string) bool {
+	if len(kind) == 0 || len(kind) > 16 || kind == "pres" {
+		return false
+	}
+	for _, c := range []byte(kind) {
+		if c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
 func (o *RedisOccupancy) appPrefix(appID string) string { return o.prefix + ":{" + appID + "}:" }
-func (o *RedisOccupancy) countsKey(appID string) string { return o.appPrefix(appID) + "occ:" + o.node }
-func (o *RedisOccupancy) nodesKey(appID string) string  { return o.appPrefix(appID) + "occnodes" }
+
+// countsPrefix is the key of a node's counts in appID, short of the node id.
+func (o *RedisOccupancy) countsPrefix(appID string) string { return o.appPrefix(appID) + o.kind + ":" }
+func (o *RedisOccupancy) countsKey(appID string) string    { return o.countsPrefix(appID) + o.node }
+func (o *RedisOccupancy) nodesKey(appID string) string     { return o.appPrefix(appID) + o.kind + "nodes" }
 
 // Add changes this node's count and heartbeats at once if the node is not
 // live in the app yet.
@@ -326,22 +361,95 @@ func (o *RedisOccupancy) add(ctx context.Context, appID, channel string, delta i
 	if err != nil {
 		return false, false, fmt.Errorf("presence: redis occupancy add: %w", err)
 	}
+	return n == 1, o.remember(appID, channel, delta), nil
+}
+
+// remember applies delta to the mirror, as the scripts did in Redis, and
+// reports whether the node still has counts in the app.
+func (o *RedisOccupancy) remember(appID, name string, delta int) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	counts := o.mirror[appID]
-	if c := counts[channel] + delta; c > 0 {
+	if c := counts[name] + delta; c > 0 {
 		if counts == nil {
 			counts = map[string]int{}
 			o.mirror[appID] = counts
 		}
-		counts[channel] = c
+		counts[name] = c
 	} else {
-		delete(counts, channel)
+		delete(counts, name)
 		if len(counts) == 0 {
 			delete(o.mirror, appID)
 		}
 	}
-	return n == 1, len(o.mirror[appID]) > 0, nil
+	return len(o.mirror[appID]) > 0
+}
+
+// Acquire judges the limit and adds in one script. A node not yet live in
+// the app lists itself in that same script, so that the other nodes count
+// the slot at once. If Redis lost the counts this node holds there, they
+// are written back before the limit is judged, since judging without them
+// could overshoot it.
+func (o *RedisOccupancy) Acquire(ctx context.Context, appID, name string, limit int) (bool, error) {
+	if err := checkAppID(appID); err != nil {
+		return false, err
+	}
+	acquired, lost, err := o.acquire(ctx, appID, name, limit)
+	if err != nil || !lost {
+		return acquired, err
+	}
+	if err := o.revive(ctx, appID); err != nil {
+		return false, err
+	}
+	// Once written back, the counts go missing again only if Redis loses
+	// them once more within this call; that is reported, not chased.
+	acquired, lost, err = o.acquire(ctx, appID, name, limit)
+	if lost {
+		err = fmt.Errorf("presence: redis occupancy acquire: counts of app %q lost again", appID)
+	}
+	return acquired, err
+}
+
+// acquire runs the acquire script and records a success in the mirror,
+// under the shared gate. lost reports that the script found this node's
+// counts missing and changed nothing.
+func (o *RedisOccupancy) acquire(ctx context.Context, appID, name string, limit int) (acquired, lost bool, err error) {
+	o.gate.RLock()
+	defer o.gate.RUnlock()
+	o.mu.Lock()
+	closed := o.closed
+	held := "0"
+	if len(o.mirror[appID]) > 0 {
+		held = "1"
+	}
+	o.mu.Unlock()
+	if closed {
+		return false, false, errOccupancyClosed
+	}
+	n, err := occAcquireScript.Run(ctx, o.client, []string{o.nodesKey(appID), o.countsKey(appID)},
+		o.countsPrefix(appID), name, max(limit, 0), o.node, o.ttl.Milliseconds(), held).Int()
+	switch {
+	case err != nil:
+		return false, false, fmt.Errorf("presence: redis occupancy acquire: %w", err)
+	case n < 0:
+		return false, true, nil
+	case n == 0:
+		return false, false, nil
+	}
+	o.remember(appID, name, 1)
+	return true, false, nil
+}
+
+// revive lists this node as live in appID and writes its counts there back
+// from memory. The write-back is unconditional: an Add since the script
+// found the counts missing could have recreated the key in part, which
+// renew would take for intact.
+func (o *RedisOccupancy) revive(ctx context.Context, appID string) error {
+	apps := []string{appID}
+	if _, err := o.renew(ctx, apps); err != nil {
+		return err
+	}
+	return o.restore(ctx, apps)
 }
 
 func (o *RedisOccupancy) Counts(ctx context.Context, appID, prefix string) (map[string]int, error) {
@@ -357,7 +465,7 @@ func (o *RedisOccupancy) read(ctx context.Context, appID, mode, name string) (ma
 	if err := checkAppID(appID); err != nil {
 		return nil, err
 	}
-	flat, err := occReadScript.Run(ctx, o.client, []string{o.nodesKey(appID)}, o.appPrefix(appID)+"occ:", mode, name).Slice()
+	flat, err := occReadScript.Run(ctx, o.client, []string{o.nodesKey(appID)}, o.countsPrefix(appID), mode, name).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("presence: redis occupancy: %w", err)
 	}
@@ -398,9 +506,19 @@ func (o *RedisOccupancy) heartbeat() {
 // beat marks this node live in apps for another TTL, by the Redis clock,
 // and restores its counts in the apps where they went missing.
 func (o *RedisOccupancy) beat(ctx context.Context, apps []string) error {
+	lost, err := o.renew(ctx, apps)
+	if err != nil || len(lost) == 0 {
+		return err
+	}
+	return o.restore(ctx, lost)
+}
+
+// renew marks this node live in apps for another TTL, by the Redis clock,
+// and returns the apps where its counts went missing.
+func (o *RedisOccupancy) renew(ctx context.Context, apps []string) ([]string, error) {
 	now, err := o.client.Time(ctx).Result()
 	if err != nil {
-		return fmt.Errorf("presence: redis time: %w", err)
+		return nil, fmt.Errorf("presence: redis time: %w", err)
 	}
 	score := float64(now.Add(o.ttl).UnixMilli())
 	pipe := o.client.Pipeline()
@@ -413,7 +531,7 @@ func (o *RedisOccupancy) beat(ctx context.Context, apps []string) error {
 		pipe.PExpire(ctx, o.countsKey(app), 2*o.ttl)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("presence: redis occupancy heartbeat: %w", err)
+		return nil, fmt.Errorf("presence: redis occupancy heartbeat: %w", err)
 	}
 	// A node newly listed, or listed without counts, lost them: Redis
 	// restarted, or a reader deleted them while this node was paused.
@@ -423,10 +541,7 @@ func (o *RedisOccupancy) beat(ctx context.Context, apps []string) error {
 			lost = append(lost, app)
 		}
 	}
-	if len(lost) == 0 {
-		return nil
-	}
-	return o.restore(ctx, lost)
+	return lost, nil
 }
 
 // restore writes this node's counts in apps back from memory.

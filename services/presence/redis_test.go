@@ -195,6 +195,7 @@ func TestRedisKeyScope(t *testing.T) {
 	prefix := redistest.Prefix(t, client)
 	s := NewRedis(client, RedisPresenceOptions{Prefix: prefix, TTL: time.Minute})
 	o := newOccupancy(t, client, prefix, "node:1", 300*time.Millisecond)
+	conns := newOccupancyOpts(t, client, OccupancyOptions{Prefix: prefix, NodeID: "node:1", TTL: 300 * time.Millisecond, Kind: "conns"})
 	for _, app := range []string{"app1", "app2"} {
 		channel := "presence-a:b{c}"
 		expectJoin(t, s, app, channel, "c1", Member{UserID: "u1", UserInfo: rawJSON("{}")}, 10, true)
@@ -207,6 +208,13 @@ func TestRedisKeyScope(t *testing.T) {
 		expectMembers(t, s, app, channel, Member{UserID: "u1", UserInfo: rawJSON("{}")})
 		mustOK(t, o.Add(ctx, app, channel, 1))
 		expectCounts(t, o, app, "", map[string]int{channel: 1})
+		expectAcquire(t, o, app, channel, 2, true)
+		expectAcquire(t, conns, app, "", 2, true)
+		expectAcquire(t, conns, app, "user:u{1}", 1, true)
+		expectAcquire(t, conns, app, "user:u{1}", 1, false)
+		expectAcquire(t, conns, app, "user:u2", 1, true)
+		mustOK(t, conns.Add(ctx, app, "user:u2", -1))
+		expectCounts(t, conns, app, "", map[string]int{"": 1, "user:u{1}": 1})
 	}
 	time.Sleep(150 * time.Millisecond) // let the occupancy heartbeat run
 	for _, bad := range []string{"", "a}b", "{a", "a:b"} {
@@ -216,11 +224,19 @@ func TestRedisKeyScope(t *testing.T) {
 		if err := o.Add(ctx, bad, "c", 1); err == nil {
 			t.Errorf("Add accepted app id %q", bad)
 		}
+		if _, err := conns.Acquire(ctx, bad, "c", 1); err == nil {
+			t.Errorf("Acquire accepted app id %q", bad)
+		}
 	}
 
 	keys := commandKeys(&cmds)
 	if len(keys) < 20 {
 		t.Fatalf("recorded only %d keys", len(keys))
+	}
+	for _, family := range []string{":occ:node:1", "}:occnodes", ":conns:node:1", "}:connsnodes"} {
+		if !slices.ContainsFunc(keys, func(k string) bool { return strings.HasSuffix(k, family) }) {
+			t.Errorf("no key ending %q recorded", family)
+		}
 	}
 	for _, k := range keys {
 		if !scoped(prefix, k) {
@@ -254,6 +270,185 @@ func TestNewRedisOccupancyNeedsNodeID(t *testing.T) {
 	}
 }
 
+func TestNewRedisOccupancyChecksKind(t *testing.T) {
+	for _, kind := range []string{"Conns", "conns1", "co-ns", "co:ns", "pres", strings.Repeat("a", 17)} {
+		if _, err := NewRedisOccupancy(nil, OccupancyOptions{NodeID: "n", Kind: kind}); err == nil {
+			t.Errorf("kind %q accepted", kind)
+		}
+	}
+	for _, kind := range []string{"", "conns", strings.Repeat("a", 16)} {
+		o, err := NewRedisOccupancy(nil, OccupancyOptions{NodeID: "n", Kind: kind})
+		if err != nil {
+			t.Errorf("kind %q refused: %v", kind, err)
+			continue
+		}
+		mustOK(t, o.Close())
+	}
+}
+
+// Concurrent Acquires spread over two nodes never overshoot the limit, also
+// while the nodes are not yet listed in the app (each app here is new to
+// both).
+func TestRedisOccupancyAcquireAcrossNodes(t *testing.T) {
+	ctx := context.Background()
+	client := redistest.Client(t, redistest.URL(t))
+	prefix := redistest.Prefix(t, client)
+	nodes := []*RedisOccupancy{
+		newOccupancyOpts(t, client, OccupancyOptions{Prefix: prefix, NodeID: "node-a", Kind: "conns"}),
+		newOccupancyOpts(t, client, OccupancyOptions{Prefix: prefix, NodeID: "node-b", Kind: "conns"}),
+	}
+	const tries, limit = 40, 5
+	for round := range 5 {
+		app := fmt.Sprint("app", round)
+		start := make(chan struct{})
+		var acquired, perNode [2]int
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for i := range tries {
+			wg.Go(func() {
+				<-start
+				ok, err := nodes[i%2].Acquire(ctx, app, "", limit)
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					mu.Lock()
+					acquired[i%2]++
+					mu.Unlock()
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if n := acquired[0] + acquired[1]; n != limit {
+			t.Fatalf("%s: %d of %d Acquires succeeded with limit %d (per node %v)", app, n, tries, limit, acquired)
+		}
+		for i, o := range nodes {
+			expectCount(t, o, app, "", limit)
+			perNode[i] = remembered(o, app, "")
+		}
+		if perNode != acquired {
+			t.Errorf("%s: the nodes remember %v slots, acquired %v", app, perNode, acquired)
+		}
+	}
+	// A slot released on one node is free for the other.
+	owner := 0
+	if remembered(nodes[0], "app0", "") == 0 {
+		owner = 1
+	}
+	mustOK(t, nodes[owner].Add(ctx, "app0", "", -1))
+	expectAcquire(t, nodes[1-owner], "app0", "", limit, true)
+	expectAcquire(t, nodes[owner], "app0", "", limit, false)
+}
+
+// remembered returns the node's own count of name in appID, from its
+// memory.
+func remembered(o *RedisOccupancy, appID, name string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.mirror[appID][name]
+}
+
+// The slots of a node that stopped heartbeating free up after TTL.
+func TestRedisOccupancyAcquireLapse(t *testing.T) {
+	ctx := context.Background()
+	client := redistest.Client(t, redistest.URL(t))
+	// Long enough that the live node's heartbeats, every TTL/3, never
+	// lapse on a loaded machine.
+	const ttl = 600 * time.Millisecond
+	prefix := redistest.Prefix(t, client)
+	a := newOccupancy(t, client, prefix, "node-a", ttl)
+	b := newOccupancy(t, client, prefix, "node-b", ttl)
+	for range 3 {
+		expectAcquire(t, a, "app1", "conns", 5, true)
+	}
+	for range 2 {
+		expectAcquire(t, b, "app1", "conns", 5, true)
+	}
+	expectAcquire(t, a, "app1", "conns", 5, false)
+
+	b.stopHeartbeat()
+	time.Sleep(ttl + 100*time.Millisecond)
+	expectAcquire(t, a, "app1", "conns", 5, true)
+	expectAcquire(t, a, "app1", "conns", 5, true)
+	expectAcquire(t, a, "app1", "conns", 5, false)
+	expectCount(t, a, "app1", "conns", 5)
+	if n, _ := client.Exists(ctx, b.countsKey("app1")).Result(); n != 0 {
+		t.Error("the lapsed node's counts were not deleted")
+	}
+}
+
+// When Redis loses a node's counts the limit holds again once they are
+// back: the heartbeat writes them back, and an Acquire that finds them
+// missing writes them back itself before judging the limit.
+func TestRedisOccupancyAcquireRestores(t *testing.T) {
+	ctx := context.Background()
+	client := redistest.Client(t, redistest.URL(t))
+	const ttl = 300 * time.Millisecond
+	prefix := redistest.Prefix(t, client)
+	a := newOccupancy(t, client, prefix, "node-a", ttl)
+	b := newOccupancy(t, client, prefix, "node-b", ttl)
+	for range 5 {
+		expectAcquire(t, a, "app1", "conns", 5, true)
+	}
+
+	mustOK(t, client.Del(ctx, a.countsKey("app1")).Err())
+	deadline := time.Now().Add(5 * ttl)
+	for {
+		n, err := b.Count(ctx, "app1", "conns")
+		mustOK(t, err)
+		if n == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("count not restored by the heartbeat: %d", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	expectAcquire(t, b, "app1", "conns", 5, false)
+	expectAcquire(t, a, "app1", "conns", 5, false)
+
+	// Lost again, and then everything lost as in a restart without
+	// persistence: the node's own Acquire does not wait for the heartbeat.
+	mustOK(t, client.Del(ctx, a.countsKey("app1")).Err())
+	expectAcquire(t, a, "app1", "conns", 5, false)
+	expectCount(t, b, "app1", "conns", 5)
+	keys, err := client.Keys(ctx, prefix+":*").Result()
+	mustOK(t, err)
+	mustOK(t, client.Del(ctx, keys...).Err())
+	expectAcquire(t, a, "app1", "conns", 5, false)
+	expectCount(t, b, "app1", "conns", 5)
+	mustOK(t, a.Add(ctx, "app1", "conns", -1))
+	expectAcquire(t, b, "app1", "conns", 5, true)
+	expectAcquire(t, a, "app1", "conns", 5, false)
+}
+
+// Instances of different kinds on one prefix, even with one node id, keep
+// apart keys and never see each other's counts.
+func TestRedisOccupancyKinds(t *testing.T) {
+	ctx := context.Background()
+	client := redistest.Client(t, redistest.URL(t))
+	prefix := redistest.Prefix(t, client)
+	occ := newOccupancy(t, client, prefix, "node-a", 0)
+	conns := newOccupancyOpts(t, client, OccupancyOptions{Prefix: prefix, NodeID: "node-a", Kind: "conns"})
+	mustOK(t, occ.Add(ctx, "app1", "room", 2))
+	expectAcquire(t, conns, "app1", "", 2, true)
+	expectAcquire(t, conns, "app1", "user:alice", 1, true)
+	expectAcquire(t, conns, "app1", "room", 1, true)
+	expectAcquire(t, occ, "app1", "room", 3, true)
+	expectAcquire(t, occ, "app1", "room", 3, false)
+	expectCounts(t, occ, "app1", "", map[string]int{"room": 3})
+	expectCounts(t, conns, "app1", "", map[string]int{"": 1, "user:alice": 1, "room": 1})
+	for _, key := range []string{"occ:node-a", "occnodes", "conns:node-a", "connsnodes"} {
+		if n, err := client.Exists(ctx, prefix+":{app1}:"+key).Result(); err != nil || n != 1 {
+			t.Errorf("key %s:{app1}:%s missing (%v)", prefix, key, err)
+		}
+	}
+	mustOK(t, conns.Close())
+	expectCount(t, occ, "app1", "room", 3)
+	expectCount(t, conns, "app1", "", 0)
+}
+
 func rawJSON(s string) []byte { return []byte(s) }
 
 func scoped(prefix, key string) bool {
@@ -267,7 +462,12 @@ func scoped(prefix, key string) bool {
 
 func newOccupancy(t *testing.T, client redis.UniversalClient, prefix, node string, ttl time.Duration) *RedisOccupancy {
 	t.Helper()
-	o, err := NewRedisOccupancy(client, OccupancyOptions{Prefix: prefix, NodeID: node, TTL: ttl})
+	return newOccupancyOpts(t, client, OccupancyOptions{Prefix: prefix, NodeID: node, TTL: ttl})
+}
+
+func newOccupancyOpts(t *testing.T, client redis.UniversalClient, opts OccupancyOptions) *RedisOccupancy {
+	t.Helper()
+	o, err := NewRedisOccupancy(client, opts)
 	mustOK(t, err)
 	t.Cleanup(func() { o.Close() })
 	return o
@@ -283,7 +483,7 @@ func commandKeys(log *redistest.CommandLog) []string {
 		case "eval", "evalsha":
 			n, _ := strconv.Atoi(args[2])
 			out = append(out, args[3:3+n]...)
-			if strings.HasSuffix(args[3], ":occnodes") {
+			if strings.HasSuffix(args[3], "nodes") { // an occupancy node list, of any kind
 				out = append(out, args[3+n]+"node")
 			}
 		default:
