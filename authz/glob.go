@@ -1,5 +1,7 @@
 package authz
 
+import "strings"
+
 // maxGlobLen bounds a channel pattern. Pusher channel names are at most 164
 // bytes, so 200 leaves room for stars while keeping the worst-case match
 // (proportional to pattern length times name length) cheap.
@@ -26,31 +28,40 @@ func isGlobByte(c byte) bool {
 // match is case-sensitive and anchored at both ends. It is the only
 // pattern-matching function the Casbin matcher calls.
 //
-// It scans once and, on a mismatch, backtracks only to the most recent star,
-// letting that star swallow one more byte. Going back to the latest star is
-// enough: anything an earlier star could absorb, the later star can absorb
-// instead, so the worst case is len(glob)*len(name) steps with no recursion.
+// The text before the first star must start the name and the text after the
+// last star must end it. Each piece between stars is then taken at its
+// leftmost place in what remains: placing a piece earlier only leaves more
+// room for the pieces after it, so if any placement works this one does.
+// There is no backtracking, and a tenant's pattern cannot make a check cost
+// more than a few scans of the name.
 func channelGlob(name, glob string) bool {
-	g, n := 0, 0
-	star, resume := -1, 0 // the latest star in glob and where in name it would stop
-	for n < len(name) {
-		switch {
-		case g < len(glob) && glob[g] == '*':
-			star, resume = g, n
-			g++
-		case g < len(glob) && glob[g] == name[n]:
-			g++
-			n++
-		case star >= 0:
-			resume++
-			g, n = star+1, resume
-		default:
+	head, rest, found := strings.Cut(glob, "*")
+	if !found {
+		return name == glob
+	}
+	if !strings.HasPrefix(name, head) {
+		return false
+	}
+	name = name[len(head):]
+	var tail string
+	if i := strings.LastIndexByte(rest, '*'); i >= 0 {
+		rest, tail = rest[:i], rest[i+1:]
+	} else {
+		rest, tail = "", rest
+	}
+	// Cut the tail off what the head left, so the two cannot overlap.
+	if !strings.HasSuffix(name, tail) {
+		return false
+	}
+	name = name[:len(name)-len(tail)]
+	for rest != "" {
+		var piece string
+		piece, rest, _ = strings.Cut(rest, "*")
+		i := strings.Index(name, piece)
+		if i < 0 {
 			return false
 		}
+		name = name[i+len(piece):]
 	}
-	// The name is used up; only stars, which may match nothing, may remain.
-	for g < len(glob) && glob[g] == '*' {
-		g++
-	}
-	return g == len(glob)
+	return true
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -143,6 +144,7 @@ func handSignParams(c cred, method, path string, params url.Values, body []byte,
 type restResponse struct {
 	Status      int
 	ContentType string
+	Header      http.Header
 	Body        []byte
 }
 
@@ -163,10 +165,30 @@ var httpClient = &http.Client{Timeout: waitTimeout}
 // rawRequest sends method to http://addr+pathAndQuery exactly as given.
 func rawRequest(t *testing.T, addr, method, pathAndQuery string, body []byte) restResponse {
 	t.Helper()
+	return requestWith(t, addr, method, pathAndQuery, nil, body)
+}
+
+// operatorRequest calls the management API with the operator token; body,
+// if not nil, is sent as JSON.
+func operatorRequest(t *testing.T, addr, token, method, path string, body any) restResponse {
+	t.Helper()
+	var b []byte
+	if body != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return requestWith(t, addr, method, path, http.Header{"Authorization": {"Bearer " + token}}, b)
+}
+
+func requestWith(t *testing.T, addr, method, pathAndQuery string, header http.Header, body []byte) restResponse {
+	t.Helper()
 	req, err := http.NewRequest(method, "http://"+addr+pathAndQuery, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
+	maps.Copy(req.Header, header)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -179,7 +201,7 @@ func rawRequest(t *testing.T, addr, method, pathAndQuery string, body []byte) re
 	if err != nil {
 		t.Fatalf("%s %s: read body: %v", method, pathAndQuery, err)
 	}
-	return restResponse{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: b}
+	return restResponse{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Header: resp.Header, Body: b}
 }
 
 // rawTCPRequest sends one HTTP/1.1 request over a plain TCP connection,
