@@ -480,6 +480,22 @@ deny user:u denied *`
 	}
 }
 
+// A grant naming the user or a role is reported even when an allow for
+// everyone comes first in the document (as in the default policy).
+func TestExplicitBehindEveryone(t *testing.T) {
+	p, err := CompilePolicy("1", "allow * * subscribe\nallow role:staff private-staff-* subscribe\n", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := p.Check(Subject{UserID: "carol", Roles: []string{"staff"}}, "private-staff-room", ActionSubscribe)
+	if !d.Explicit() || d.Rule.Line != 2 {
+		t.Errorf("decided by %s, want line 2 and explicit", d.Reason())
+	}
+	if d := p.Check(Subject{UserID: "dave"}, "private-staff-room", ActionSubscribe); !d.Allowed || d.Explicit() || d.Rule.Line != 1 {
+		t.Errorf("dave: %s", d.Reason())
+	}
+}
+
 func TestSignedRoleLimit(t *testing.T) {
 	p, err := CompilePolicy("1", "allow role:mod room *", 1)
 	if err != nil {
