@@ -148,3 +148,41 @@ func TestPprofOnlyOnLoopback(t *testing.T) {
 		t.Errorf("/debug/pprof/ on the public listener: %d, want 404", got)
 	}
 }
+
+// The policy and limits commands: set from stdin, check (also a draft),
+// versions, and limits; an invalid policy is refused naming the line.
+func TestPolicyCLI(t *testing.T) {
+	cfg := testConfig(appsJSON(appJSON(cred{ID: "1", Key: "key1", Secret: "s"}, "", "")))
+	cfg.AdminToken = "op-token"
+	m := startMain(t, cfg)
+	run := func(stdin, object string, args ...string) (string, error) {
+		t.Helper()
+		var out bytes.Buffer
+		full := append([]string{args[0], "--url", "http://" + m.Addr, "--token", "op-token"}, args[1:]...)
+		err := manageCommand(context.Background(), object, full, strings.NewReader(stdin), &out)
+		return out.String(), err
+	}
+	if _, err := run("allow * * subscribe\ndeny user:bob private-* *\n", "policy", "set", "1", "-"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run("", "policy", "check", "--user", "bob", "--channel", "private-x", "1")
+	if err != nil || !strings.Contains(out, "deny") || !strings.Contains(out, "line 2") {
+		t.Errorf("check: %v\n%s", err, out)
+	}
+	out, err = run("allow * * *\n", "policy", "check", "--user", "bob", "--channel", "private-x", "--draft", "-", "1")
+	if err != nil || !strings.Contains(out, "allow") {
+		t.Errorf("check a draft: %v\n%s", err, out)
+	}
+	if _, err := run("allow * * subscribe\nallow * *\n", "policy", "set", "1", "-"); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("an invalid policy: %v", err)
+	}
+	if out, err := run("", "policy", "versions", "1"); err != nil || !strings.Contains(out, "operator") {
+		t.Errorf("versions: %v\n%s", err, out)
+	}
+	if out, err := run("", "apps", "limits", "1"); err != nil || !strings.Contains(out, "enterprise") || !strings.Contains(out, "publishes_per_second") {
+		t.Errorf("limits: %v\n%s", err, out)
+	}
+	if out, err := run("", "plans", "list"); err != nil || !strings.Contains(out, "free") {
+		t.Errorf("plans: %v\n%s", err, out)
+	}
+}
