@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/heraldrt/herald/internal/pgtest"
 )
 
 const opToken = "op-token-for-policy-tests"
@@ -278,5 +281,27 @@ func TestPolicyInAppsConfig(t *testing.T) {
 	r := operatorRequest(t, m.Addr, opToken, http.MethodGet, "/v1/apps/"+a.ID+"/policy", nil)
 	if !strings.Contains(string(r.Body), `"author":"config"`) {
 		t.Errorf("policy from config: %s", r.Body)
+	}
+}
+
+// A policy changed through one node ends the denied subscriptions held by
+// the other node (two nodes sharing Redis and PostgreSQL), well within the
+// wait; the time it took is logged.
+func TestPolicyChangeReachesEveryNode(t *testing.T) {
+	a := cred{ID: "103", Key: "keyA", Secret: "secretA"}
+	db := pgtest.SchemaURL(t)
+	n1, n2 := twoRedisNodes(t, appsJSON(appJSON(a, "", "")), func(c *Config) {
+		c.AdminToken = opToken
+		c.DatabaseURL, c.Migrate = db, true
+		c.MasterKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	})
+	bob := signedIn(t, n2, a, "bob", "")
+	bob.subscribeOK("private-x", handChannelToken(a, bob.SocketID, "private-x", ""), "")
+	start := time.Now()
+	mustPutPolicy(t, n1, a.ID, "allow * * *\ndeny user:bob private-* *\n")
+	bob.expect("the policy notice on the other node", isEvent("pusher:subscription_error", "private-x"))
+	t.Logf("policy change to notice on the other node: %v", time.Since(start))
+	if e := bob.subscribeRefused("private-y", handChannelToken(a, bob.SocketID, "private-y", ""), ""); e.Status != 403 {
+		t.Errorf("a new subscription on the other node: %+v", e)
 	}
 }
