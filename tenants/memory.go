@@ -36,12 +36,11 @@ func NewMemoryStore() *MemoryStore {
 // view returns the app as lookups show it; the caller holds m.mu.
 func (m *MemoryStore) view(a *App) *App {
 	t := m.tenants[a.TenantID]
-	if t == nil {
+	if t == nil || t.Status != TenantSuspended {
 		return a
 	}
 	v := *a
-	v.Suspended = t.Status == TenantSuspended
-	v.Plan = t.Plan
+	v.Suspended = true
 	return &v
 }
 
@@ -97,6 +96,9 @@ func (m *MemoryStore) PutApp(_ context.Context, app *App) error {
 	if old, ok := m.apps[a.ID]; ok && old.TenantID != a.TenantID {
 		return fmt.Errorf("%w: app %s belongs to another tenant", ErrConflict, a.ID)
 	}
+	// A tenant's plan never changes here, so the app keeps a copy of it
+	// and lookups need not copy the app to add it.
+	a.Plan = m.tenants[a.TenantID].Plan
 	for _, k := range a.Keys {
 		if owner, ok := m.byKey[k.Key]; ok && owner != a.ID {
 			return fmt.Errorf("%w: key %q belongs to another app", ErrConflict, k.Key)
@@ -135,8 +137,8 @@ func (m *MemoryStore) UpdateApp(_ context.Context, id string, change func(*App) 
 	if err := change(a); err != nil {
 		return nil, err
 	}
-	// Suspended and Plan are derived from the tenant on every read, never stored.
-	a.ID, a.TenantID, a.Keys, a.Suspended, a.Plan = old.ID, old.TenantID, old.Keys, false, ""
+	// Suspended is derived from the tenant on every read, never stored.
+	a.ID, a.TenantID, a.Keys, a.Suspended, a.Plan = old.ID, old.TenantID, old.Keys, false, old.Plan
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}

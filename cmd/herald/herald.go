@@ -118,6 +118,13 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	m.routes()
 
+	// The profiler starts first: once the main listener serves, a failed
+	// start would leave Close racing fasthttp's start-up.
+	if m.Config.PprofAddr != "" {
+		if err := m.servePprof(); err != nil {
+			return err
+		}
+	}
 	m.ln, err = net.Listen("tcp", m.Config.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", m.Config.Addr, err)
@@ -126,11 +133,6 @@ func (m *Main) Run(ctx context.Context) error {
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.http.Listener(m.ln) }()
 	m.Log.Info("listening", "addr", m.Addr, "apps", len(apps))
-	if m.Config.PprofAddr != "" {
-		if err := m.servePprof(); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
@@ -248,7 +250,9 @@ func (m *Main) close() error {
 		if err := m.http.ShutdownWithContext(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
-		<-m.served
+		if m.served != nil { // nil when Run failed before serving
+			<-m.served
+		}
 	}
 	if m.broker != nil {
 		errs = append(errs, m.broker.Close())

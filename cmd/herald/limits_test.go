@@ -153,6 +153,14 @@ func TestPerUserLimits(t *testing.T) {
 	if e.Status != 429 || !strings.Contains(e.Error, "subscriptions_per_second") {
 		t.Errorf("11th subscribe in 5 s: %+v", e)
 	}
+	// An anonymous connection has a bucket of its own.
+	anon := dial(t, m.Addr, a.Key)
+	for i := range 10 {
+		anon.subscribeOK(fmt.Sprintf("a%d", i), "", "")
+	}
+	if e := anon.subscribeRefused("a10", "", ""); e.Status != 429 {
+		t.Errorf("11th subscribe of an anonymous connection: %+v", e)
+	}
 	// The same user on another connection shares the bucket.
 	w2 := signedIn(t, m, a, "u1", "")
 	w2.subscribeRefused("c11", "", "")
@@ -311,4 +319,67 @@ func TestConnectionStormFromOneIP(t *testing.T) {
 	}
 	publish(t, m.Addr, a, "news", "still-here", `"x"`, "")
 	bystander.expectEvent("still-here", "news")
+}
+
+// Over the app's rate of new connections, a connection is refused with
+// 4100 (pusher-js reconnects after a back-off), and counted.
+func TestNewConnectionRate(t *testing.T) {
+	a := cred{ID: "206", Key: "keyA", Secret: "secretA"}
+	m := startMain(t, testConfig(appsJSON(appJSON(a, "", `"new_connections_per_second":3`))))
+	established, refused := 0, 0
+	for range 6 {
+		w := dialRaw(t, m.Addr, "/app/"+a.Key+"?protocol=7")
+		f := w.next()
+		switch f.Event {
+		case "pusher:connection_established":
+			established++
+		case "pusher:error":
+			if e := f.pusherError(t); e.Code == nil || *e.Code != 4100 || !strings.Contains(e.Message, "new_connections_per_second") {
+				t.Errorf("refusal: %s", f.raw)
+			}
+			w.expectClosed(4100, waitTimeout)
+			refused++
+		}
+	}
+	// Six dials take milliseconds: all in one window, unless a window
+	// ended between them, which can only admit more.
+	if established < 3 || refused == 0 || established+refused != 6 {
+		t.Errorf("6 quick connections at 3 per second: %d established, %d refused", established, refused)
+	}
+	if !strings.Contains(string(rawRequest(t, m.Addr, http.MethodGet, "/metrics", nil).Body), `reason="new_connections_per_second"`) {
+		t.Error("refusals not counted")
+	}
+}
+
+// The per-IP request rate applies before the signature check, so unsigned
+// floods are cut too; another address is unaffected.
+func TestRESTRatePerIP(t *testing.T) {
+	a := cred{ID: "207", Key: "keyA", Secret: "secretA"}
+	cfg := testConfig(appsJSON(appJSON(a, "", "")))
+	cfg.IPRequestsPerSecond = 5
+	m := startMain(t, cfg)
+	limited := 0
+	for range 8 {
+		r := rawRequest(t, m.Addr, http.MethodGet, "/apps/207/channels", nil)
+		switch r.Status {
+		case http.StatusUnauthorized:
+		case http.StatusTooManyRequests:
+			limited++
+			requireLimited(t, r, "ip_requests_per_second")
+		default:
+			t.Fatalf("status %d %s", r.Status, r.Body)
+		}
+	}
+	if limited == 0 {
+		t.Error("8 requests at 5 per second: none limited")
+	}
+	client := &http.Client{Timeout: waitTimeout, Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.4")}}).DialContext}}
+	resp, err := client.Get("http://" + m.Addr + "/apps/207/channels")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("another IP: %d, want the signature's 401", resp.StatusCode)
+	}
 }

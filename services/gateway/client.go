@@ -50,6 +50,9 @@ type Client struct {
 	userInfo []byte   // the signed-in user's user_info
 	roles    []string // the signed-in user's roles, from user_info.roles
 	userSlot bool     // the connection holds one of its user's connection slots
+	// The connection's own rates, used until it signs in; a signed-in
+	// user's rates are shared by its connections through the limiter.
+	subscribes, clientEvents tokenBucket
 }
 
 // subscription is one client's membership of one channel. idx is its

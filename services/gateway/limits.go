@@ -70,31 +70,59 @@ func (n *Node) release(c *Client) {
 	}
 }
 
-// rateSubject names who a per-user rate limit counts: the signed-in user,
-// shared by all of the user's connections on every node, else the
-// connection itself.
-func (c *Client) rateSubject() string {
-	if user := c.signedInUser(); user != "" {
-		return "u:" + user
-	}
-	return "c:" + c.socketID
-}
-
-// allowSubscribe takes one subscription from the subscriber's rate.
+// allowSubscribe takes one subscription from the subscriber's rate: the
+// signed-in user's, shared by all its connections through the limiter,
+// else the connection's own bucket, which needs no shared store.
 func (n *Node) allowSubscribe(c *Client) bool {
 	per := c.limits.SubscriptionsPerSecond
-	rate := authz.Rate{Limit: int64(per) * int64(subscribeWindow/time.Second), Period: subscribeWindow}
 	if per == 0 {
-		rate.Limit = 0
+		return true
 	}
-	v, err := n.limiter.Take(context.Background(), c.app.ID, "subscribe", c.rateSubject(), rate, 1)
+	user := c.signedInUser()
+	if user == "" {
+		burst := float64(per) * subscribeWindow.Seconds()
+		return c.subscribes.take(time.Now(), float64(per), burst)
+	}
+	rate := authz.Rate{Limit: int64(per) * int64(subscribeWindow/time.Second), Period: subscribeWindow}
+	v, err := n.limiter.Take(context.Background(), c.app.ID, "subscribe", "u:"+user, rate, 1)
 	return err == nil && v.Allowed
 }
 
-// allowClientEvent takes one client event from the sender's rate.
+// allowClientEvent takes one client event from the sender's rate, shared
+// or the connection's own like allowSubscribe.
 func (n *Node) allowClientEvent(c *Client) bool {
-	v, err := n.limiter.Take(context.Background(), c.app.ID, "client-event", c.rateSubject(), authz.PerSecond(int64(c.limits.ClientEventsPerSecond)), 1)
+	per := c.limits.ClientEventsPerSecond
+	if per == 0 {
+		return true
+	}
+	user := c.signedInUser()
+	if user == "" {
+		return c.clientEvents.take(time.Now(), float64(per), float64(per))
+	}
+	v, err := n.limiter.Take(context.Background(), c.app.ID, "client-event", "u:"+user, authz.PerSecond(int64(per)), 1)
 	return err == nil && v.Allowed
+}
+
+// tokenBucket is a rate limit of one connection: rate tokens a second up
+// to burst, taken one at a time. The zero value starts full.
+type tokenBucket struct {
+	tokens   float64
+	refilled int64 // unix nanoseconds; 0 before the first take
+}
+
+func (b *tokenBucket) take(now time.Time, rate, burst float64) bool {
+	t := now.UnixNano()
+	if b.refilled == 0 {
+		b.tokens = burst
+	} else {
+		b.tokens = min(burst, b.tokens+float64(t-b.refilled)/1e9*rate)
+	}
+	b.refilled = t
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // AllowHandshake applies the per-IP rate of new connections before a
