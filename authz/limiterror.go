@@ -19,17 +19,17 @@ type LimitError struct {
 
 func (e *LimitError) Error() string { return fmt.Sprintf("%s (%s)", e.Message, e.Limit) }
 
-// Headers returns the Retry-After and X-RateLimit-* headers describing v
-// at now; X-RateLimit-Reset is in seconds from now, like Retry-After.
-func (v Verdict) Headers(now time.Time) [][2]string {
+// WriteHeaders calls set with the Retry-After (only when refused) and
+// X-RateLimit-* headers describing v at now; X-RateLimit-Reset is in
+// seconds from now, like Retry-After. The value is only valid during the
+// call: the numbers share one small buffer rather than a string each.
+func (v Verdict) WriteHeaders(now time.Time, set func(name string, value []byte)) {
+	var buf [20]byte
 	reset := max(0, int64((v.Reset.Sub(now)+time.Second-1)/time.Second))
-	h := [][2]string{
-		{"X-RateLimit-Limit", strconv.FormatInt(v.Limit, 10)},
-		{"X-RateLimit-Remaining", strconv.FormatInt(max(0, v.Remaining), 10)},
-		{"X-RateLimit-Reset", strconv.FormatInt(reset, 10)},
-	}
+	set("X-RateLimit-Limit", strconv.AppendInt(buf[:0], v.Limit, 10))
+	set("X-RateLimit-Remaining", strconv.AppendInt(buf[:0], max(0, v.Remaining), 10))
+	set("X-RateLimit-Reset", strconv.AppendInt(buf[:0], reset, 10))
 	if !v.Allowed {
-		h = append(h, [2]string{"Retry-After", strconv.FormatInt(int64(v.RetryAfter(now)/time.Second), 10)})
+		set("Retry-After", strconv.AppendInt(buf[:0], int64(v.RetryAfter(now)/time.Second), 10))
 	}
-	return h
 }

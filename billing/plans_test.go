@@ -102,3 +102,12 @@ func TestPostgresPlansMatchDefaults(t *testing.T) {
 		t.Errorf("with the database gone: %+v, %v", p, err)
 	}
 }
+
+// Apply runs on every connect and REST request: it must not allocate.
+func TestPlanApplyAllocatesNothing(t *testing.T) {
+	p := plan(t, "free")
+	var l tenants.Limits
+	if n := testing.AllocsPerRun(100, func() { l = p.Apply(l) }); n != 0 {
+		t.Errorf("Apply allocates %v times", n)
+	}
+}

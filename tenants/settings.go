@@ -91,9 +91,14 @@ type LimitField struct {
 	Max     int // the largest value accepted
 }
 
-// Fields lists every limit of l, pointing into l.
-func (l *Limits) Fields() []LimitField {
-	return []LimitField{
+// numLimits is the number of fields of Limits.
+const numLimits = 11
+
+// Fields lists every limit of l, pointing into l. It is an array so that
+// code running per connection or per request (plan ceilings) allocates
+// nothing for it.
+func (l *Limits) Fields() [numLimits]LimitField {
+	return [numLimits]LimitField{
 		{"max_connections", &l.MaxConnections, 0, LimitCeiling},
 		{"new_connections_per_second", &l.NewConnectionsPerSecond, 0, 1_000_000},
 		{"publishes_per_second", &l.PublishesPerSecond, 0, 1_000_000},

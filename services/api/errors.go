@@ -31,9 +31,7 @@ func ErrorHandler(c *fiber.Ctx, err error) error {
 	var limitErr *authz.LimitError
 	switch {
 	case errors.As(err, &limitErr):
-		for _, h := range limitErr.Verdict.Headers(time.Now()) {
-			c.Set(h[0], h[1])
-		}
+		limitErr.Verdict.WriteHeaders(time.Now(), c.Response().Header.SetBytesV)
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		return c.Status(fiber.StatusTooManyRequests).JSON(fiber.Map{"error": limitErr.Message, "limit": limitErr.Limit})
 	case errors.As(err, &apiErr):

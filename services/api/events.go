@@ -203,9 +203,7 @@ func (s *Server) takePublishes(c *fiber.Ctx, app *tenants.App, n int) error {
 			Message: fmt.Sprintf("app is over its publish rate: at most %d channel publishes per second, and this request has %d", per, n)}
 	}
 	if per > 0 {
-		for _, h := range v.Headers(s.Now()) {
-			c.Set(h[0], h[1])
-		}
+		v.WriteHeaders(s.Now(), c.Response().Header.SetBytesV)
 	}
 	return nil
 }
