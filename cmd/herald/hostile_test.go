@@ -191,6 +191,35 @@ func TestHostileTenant(t *testing.T) {
 		}
 	})
 
+	t.Run("ISO4_UserBucketsPerApp", func(t *testing.T) {
+		// The same user id signed in on A and on B: A's user drains its
+		// shared client-event bucket; B's user of that name keeps its own.
+		ud := `{"id":"same-user"}`
+		signed := func(c cred) *wsConn {
+			w := dial(t, m.Addr, c.Key)
+			w.signin(c.Key+":"+hmacHex(c.Secret, w.SocketID+"::user::"+ud), ud)
+			w.subscribeOK("private-rlu", handChannelToken(c, w.SocketID, "private-rlu", ""), "")
+			return w
+		}
+		a, b, bPeer := signed(appA), signed(appB), dial(t, m.Addr, appB.Key)
+		bPeer.subscribeOK("private-rlu", handChannelToken(appB, bPeer.SocketID, "private-rlu", ""), "")
+		for range 15 {
+			a.clientEvent("private-rlu", "client-flood", "x")
+		}
+		if !slices.ContainsFunc(a.ping(), func(f frame) bool {
+			return f.Event == "pusher:error" && f.pusherError(t).Code != nil && *f.pusherError(t).Code == 4301
+		}) {
+			t.Fatal("15 client events from A's user got no 4301")
+		}
+		for range 10 {
+			b.clientEvent("private-rlu", "client-ok", "y")
+		}
+		noneOf(t, b.ping(), "error for B's user after A's user was limited", isEvent("pusher:error", ""))
+		for range 10 {
+			bPeer.expectEvent("client-ok", "private-rlu")
+		}
+	})
+
 	t.Run("TOK1_TokenBoundToSocket", func(t *testing.T) {
 		x := dial(t, m.Addr, appA.Key)
 		y := dial(t, m.Addr, appA.Key)
