@@ -163,7 +163,7 @@ type Policies struct {
 	store  PolicyStore
 	maxAge time.Duration
 
-	mu      sync.Mutex
+	mu      sync.RWMutex // read-locked on every subscribe and client event
 	entries map[string]*policyEntry
 }
 
@@ -188,13 +188,13 @@ func (p *Policies) Store() PolicyStore { return p.store }
 // store; a store failure with a compiled copy at hand serves that copy
 // rather than refusing every subscription.
 func (p *Policies) For(ctx context.Context, appID string) (*Policy, error) {
-	p.mu.Lock()
+	p.mu.RLock()
 	e := p.entries[appID]
-	if e != nil && !e.stale && time.Since(e.fetched) < p.maxAge {
-		p.mu.Unlock()
+	fresh := e != nil && !e.stale && time.Since(e.fetched) < p.maxAge
+	p.mu.RUnlock()
+	if fresh {
 		return e.policy, nil
 	}
-	p.mu.Unlock()
 	cur, err := p.store.Current(ctx, appID)
 	if err != nil {
 		if e != nil {
