@@ -55,14 +55,14 @@ var quotaFields = []string{"max_connections", "new_connections_per_second", "pub
 // left at 0 take the plan's value and every limit is cut to the plan's
 // ceiling. A result of 0 means unlimited.
 func (p Plan) Apply(l tenants.Limits) tenants.Limits {
-	ceilings := p.Limits.Fields()
-	for i, f := range l.Fields() {
-		c := *ceilings[i].Value
+	for i := range tenants.LimitSpecs {
+		spec := &tenants.LimitSpecs[i]
+		v, c := l.At(i), *p.Limits.At(i)
 		switch {
-		case *f.Value == 0 && slices.Contains(quotaFields, f.Name):
-			*f.Value = c
-		case c > 0 && (*f.Value > c || *f.Value == 0):
-			*f.Value = c
+		case *v == 0 && slices.Contains(quotaFields, spec.Name):
+			*v = c
+		case c > 0 && (*v > c || *v == 0):
+			*v = c
 		}
 	}
 	return l
@@ -70,10 +70,10 @@ func (p Plan) Apply(l tenants.Limits) tenants.Limits {
 
 // Check refuses limits above the plan's ceilings, naming the first one.
 func (p Plan) Check(l tenants.Limits) error {
-	ceilings := p.Limits.Fields()
-	for i, f := range l.Fields() {
-		if c := *ceilings[i].Value; c > 0 && *f.Value > c {
-			return fmt.Errorf("%w: settings.limits.%s %d is over the %s plan's ceiling of %d", tenants.ErrInvalid, f.Name, *f.Value, p.Name, c)
+	for i := range tenants.LimitSpecs {
+		spec := &tenants.LimitSpecs[i]
+		if v, c := *l.At(i), *p.Limits.At(i); c > 0 && v > c {
+			return fmt.Errorf("%w: settings.limits.%s %d is over the %s plan's ceiling of %d", tenants.ErrInvalid, spec.Name, v, p.Name, c)
 		}
 	}
 	return nil

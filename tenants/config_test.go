@@ -2,6 +2,7 @@ package tenants
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -140,6 +141,26 @@ func TestParseAppConfigs_Empty(t *testing.T) {
 		apps, _, err := ParseAppConfigs([]byte(in))
 		if err != nil || len(apps) != 0 {
 			t.Errorf("ParseAppConfigs(%q) = %v, %v", in, apps, err)
+		}
+	}
+}
+
+// LimitSpecs and Limits.At describe every field of Limits, by its JSON
+// name, so that defaults and plan ceilings miss none.
+func TestLimitSpecsCoverLimits(t *testing.T) {
+	var l Limits
+	typ := reflect.TypeOf(l)
+	if typ.NumField() != len(LimitSpecs) {
+		t.Fatalf("Limits has %d fields, LimitSpecs %d", typ.NumField(), len(LimitSpecs))
+	}
+	v := reflect.ValueOf(&l).Elem()
+	for i, spec := range LimitSpecs {
+		f := typ.Field(i)
+		if tag := strings.Split(f.Tag.Get("json"), ",")[0]; tag != spec.Name {
+			t.Errorf("LimitSpecs[%d] is %q, field %d is %q", i, spec.Name, i, tag)
+		}
+		if l.At(i) != v.Field(i).Addr().Interface().(*int) {
+			t.Errorf("At(%d) does not point to %s", i, f.Name)
 		}
 	}
 }

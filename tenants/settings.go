@@ -82,45 +82,72 @@ const (
 // LimitCeiling is the largest value any limit field accepts.
 const LimitCeiling = 10_000_000
 
-// LimitField is one limit of a Limits value, for code that treats every
-// limit alike (defaults, plan ceilings, listings).
-type LimitField struct {
-	Name    string // the JSON name
-	Value   *int
-	Default int // 0: the plan's value, or unlimited
-	Max     int // the largest value accepted
+// LimitSpec describes one limit of Limits: its JSON name, its default (0:
+// the plan's value, or unlimited) and the largest value accepted.
+type LimitSpec struct {
+	Name    string
+	Default int
+	Max     int
 }
 
-// numLimits is the number of fields of Limits.
-const numLimits = 11
+// LimitSpecs lists every limit in the order of the struct; Limits.At(i)
+// is the value of LimitSpecs[i]. Code that treats limits alike (defaults,
+// plan ceilings) walks them by index rather than building a table per
+// call: plan ceilings are applied on every connect, on the connection's
+// own goroutine, whose stack must stay small, and on every REST request.
+var LimitSpecs = [...]LimitSpec{
+	{"max_connections", 0, LimitCeiling},
+	{"new_connections_per_second", 0, 1_000_000},
+	{"publishes_per_second", 0, 1_000_000},
+	{"max_connections_per_user", DefaultMaxConnectionsPerUser, 100_000},
+	{"subscriptions_per_second", DefaultSubscriptionsPerSecond, 100_000},
+	{"max_payload_bytes", DefaultMaxPayloadBytes, 1 << 20},
+	{"max_channels_per_event", DefaultMaxChannelsPerEvent, 1000},
+	{"max_batch_events", DefaultMaxBatchEvents, 1000},
+	{"client_events_per_second", DefaultClientEventsPerSecond, 10000},
+	{"max_channels_per_connection", DefaultMaxChannelsPerConnection, 10000},
+	{"max_presence_members", DefaultMaxPresenceMembers, 100000},
+}
 
-// Fields lists every limit of l, pointing into l. It is an array so that
-// code running per connection or per request (plan ceilings) allocates
-// nothing for it.
-func (l *Limits) Fields() [numLimits]LimitField {
-	return [numLimits]LimitField{
-		{"max_connections", &l.MaxConnections, 0, LimitCeiling},
-		{"new_connections_per_second", &l.NewConnectionsPerSecond, 0, 1_000_000},
-		{"publishes_per_second", &l.PublishesPerSecond, 0, 1_000_000},
-		{"max_connections_per_user", &l.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser, 100_000},
-		{"subscriptions_per_second", &l.SubscriptionsPerSecond, DefaultSubscriptionsPerSecond, 100_000},
-		{"max_payload_bytes", &l.MaxPayloadBytes, DefaultMaxPayloadBytes, 1 << 20},
-		{"max_channels_per_event", &l.MaxChannelsPerEvent, DefaultMaxChannelsPerEvent, 1000},
-		{"max_batch_events", &l.MaxBatchEvents, DefaultMaxBatchEvents, 1000},
-		{"client_events_per_second", &l.ClientEventsPerSecond, DefaultClientEventsPerSecond, 10000},
-		{"max_channels_per_connection", &l.MaxChannelsPerConnection, DefaultMaxChannelsPerConnection, 10000},
-		{"max_presence_members", &l.MaxPresenceMembers, DefaultMaxPresenceMembers, 100000},
+// At returns a pointer to the limit LimitSpecs[i] describes.
+func (l *Limits) At(i int) *int {
+	switch i {
+	case 0:
+		return &l.MaxConnections
+	case 1:
+		return &l.NewConnectionsPerSecond
+	case 2:
+		return &l.PublishesPerSecond
+	case 3:
+		return &l.MaxConnectionsPerUser
+	case 4:
+		return &l.SubscriptionsPerSecond
+	case 5:
+		return &l.MaxPayloadBytes
+	case 6:
+		return &l.MaxChannelsPerEvent
+	case 7:
+		return &l.MaxBatchEvents
+	case 8:
+		return &l.ClientEventsPerSecond
+	case 9:
+		return &l.MaxChannelsPerConnection
+	case 10:
+		return &l.MaxPresenceMembers
 	}
+	panic(fmt.Sprintf("tenants: no limit %d", i))
 }
 
 // Normalize fills defaults and checks every field; errors name the field.
 func (s *Settings) Normalize() error {
-	for _, f := range s.Limits.Fields() {
-		if *f.Value < 0 || *f.Value > f.Max {
-			return fmt.Errorf("settings.limits.%s must be between 0 and %d", f.Name, f.Max)
+	for i := range LimitSpecs {
+		spec := &LimitSpecs[i]
+		v := s.Limits.At(i)
+		if *v < 0 || *v > spec.Max {
+			return fmt.Errorf("settings.limits.%s must be between 0 and %d", spec.Name, spec.Max)
 		}
-		if *f.Value == 0 {
-			*f.Value = f.Default
+		if *v == 0 {
+			*v = spec.Default
 		}
 	}
 	if s.Features.ClientEvents == nil {
