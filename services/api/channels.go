@@ -118,7 +118,7 @@ func (s *Server) postTerminate(c *fiber.Ctx) error {
 		s.log.Error("terminate failed", "app", app.ID, "err", err)
 		return &Error{fiber.StatusServiceUnavailable, "terminate failed: the message backplane is unavailable, retry"}
 	}
-	return c.JSON(fiber.Map{})
+	return emptyObject(c)
 }
 
 func splitInfo(info string) []string {

@@ -127,7 +127,7 @@ func (s *Server) postEvents(c *fiber.Ctx) error {
 		return err
 	}
 	if e.Info == "" {
-		return c.JSON(fiber.Map{})
+		return emptyObject(c)
 	}
 	info, err := s.channelsInfo(c, app, channels, e.Info)
 	if err != nil {
@@ -171,7 +171,7 @@ func (s *Server) postBatchEvents(c *fiber.Ctx) error {
 		}
 	}
 	if !anyInfo {
-		return c.JSON(fiber.Map{})
+		return emptyObject(c)
 	}
 	results := make([]map[string]any, len(body.Batch))
 	for i, e := range body.Batch {
