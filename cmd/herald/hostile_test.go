@@ -168,27 +168,7 @@ func TestHostileTenant(t *testing.T) {
 		}{{a1, appA}, {a2, appA}, {b1, appB}, {b2, appB}} {
 			c.w.subscribeOK("private-rl", handChannelToken(c.app, c.w.SocketID, "private-rl", ""), "")
 		}
-		for range 15 {
-			a1.clientEvent("private-rl", "client-flood", "x")
-		}
-		var limited bool
-		for _, f := range a1.ping() {
-			if f.Event == "pusher:error" {
-				if e := f.pusherError(t); e.Code != nil && *e.Code == 4301 {
-					limited = true
-				}
-			}
-		}
-		if !limited {
-			t.Fatal("15 client events in a burst from A got no 4301")
-		}
-		for range 10 {
-			b1.clientEvent("private-rl", "client-ok", "y")
-		}
-		noneOf(t, b1.ping(), "error for B after A was rate limited", isEvent("pusher:error", ""))
-		for range 10 {
-			b2.expectEvent("client-ok", "private-rl")
-		}
+		drainThenSend(t, a1, b1, b2, "private-rl")
 	})
 
 	t.Run("ISO4_UserBucketsPerApp", func(t *testing.T) {
@@ -203,21 +183,7 @@ func TestHostileTenant(t *testing.T) {
 		}
 		a, b, bPeer := signed(appA), signed(appB), dial(t, m.Addr, appB.Key)
 		bPeer.subscribeOK("private-rlu", handChannelToken(appB, bPeer.SocketID, "private-rlu", ""), "")
-		for range 15 {
-			a.clientEvent("private-rlu", "client-flood", "x")
-		}
-		if !slices.ContainsFunc(a.ping(), func(f frame) bool {
-			return f.Event == "pusher:error" && f.pusherError(t).Code != nil && *f.pusherError(t).Code == 4301
-		}) {
-			t.Fatal("15 client events from A's user got no 4301")
-		}
-		for range 10 {
-			b.clientEvent("private-rlu", "client-ok", "y")
-		}
-		noneOf(t, b.ping(), "error for B's user after A's user was limited", isEvent("pusher:error", ""))
-		for range 10 {
-			bPeer.expectEvent("client-ok", "private-rlu")
-		}
+		drainThenSend(t, a, b, bPeer, "private-rlu")
 	})
 
 	t.Run("TOK1_TokenBoundToSocket", func(t *testing.T) {
@@ -330,4 +296,26 @@ func TestHostileTenant(t *testing.T) {
 			t.Fatalf("A's channel list: status %d, body %s, want no channels", r.Status, r.Body)
 		}
 	})
+}
+
+// drainThenSend floods channel from a (of app A) past its client-event rate
+// and requires a 4301, then requires that b (of app B) still sends its
+// full allowance on channel, every event reaching bPeer.
+func drainThenSend(t *testing.T, a, b, bPeer *wsConn, channel string) {
+	t.Helper()
+	for range 15 {
+		a.clientEvent(channel, "client-flood", "x")
+	}
+	if !slices.ContainsFunc(a.ping(), func(f frame) bool {
+		return f.Event == "pusher:error" && f.pusherError(t).Code != nil && *f.pusherError(t).Code == 4301
+	}) {
+		t.Fatal("15 client events in a burst from A got no 4301")
+	}
+	for range 10 {
+		b.clientEvent(channel, "client-ok", "y")
+	}
+	noneOf(t, b.ping(), "error for B after A was rate limited", isEvent("pusher:error", ""))
+	for range 10 {
+		bPeer.expectEvent("client-ok", channel)
+	}
 }
