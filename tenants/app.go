@@ -135,8 +135,9 @@ func NewKey() Key { return Key{Key: randomHex(10), Secret: NewSecret(randomHex(3
 func NewTenantID() string { return "t" + randomHex(6) }
 
 // ValidTenantID reports whether id can name a tenant: the same rule as app
-// ids.
-func ValidTenantID(id string) bool { return validAppID(id) }
+// ids, and not "platform", which names the audit chain of platform-wide
+// actions next to the tenants' chains.
+func ValidTenantID(id string) bool { return validAppID(id) && id != "platform" }
 
 // DefaultPlan is the plan of a tenant created without one.
 const DefaultPlan = "free"
@@ -148,7 +149,7 @@ func validateTenant(t *Tenant) error {
 		t.Plan = DefaultPlan
 	}
 	if !ValidTenantID(t.ID) {
-		return fmt.Errorf("%w: id %q must be 1 to 32 characters of [0-9a-z]", ErrInvalid, t.ID)
+		return fmt.Errorf("%w: id %q must be 1 to 32 characters of [0-9a-z], and not \"global\" or \"platform\"", ErrInvalid, t.ID)
 	}
 	if t.Status != "" && t.Status != TenantActive && t.Status != TenantSuspended {
 		return fmt.Errorf("%w: status must be %s or %s", ErrInvalid, TenantActive, TenantSuspended)

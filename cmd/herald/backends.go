@@ -16,6 +16,7 @@ import (
 	"github.com/heraldrt/herald/billing"
 	"github.com/heraldrt/herald/migrations"
 	"github.com/heraldrt/herald/services/api"
+	"github.com/heraldrt/herald/services/audit"
 	"github.com/heraldrt/herald/services/broker"
 	"github.com/heraldrt/herald/services/presence"
 	"github.com/heraldrt/herald/tenants"
@@ -33,6 +34,7 @@ type backends struct {
 	policies  authz.PolicyStore
 	plans     billing.Plans
 	limiter   *authz.Limiter
+	audit     audit.Log
 	checks    map[string]api.Check
 	metrics   func(*strings.Builder) // the backends' own counters, or nil
 	closers   []func()
@@ -50,6 +52,7 @@ func openBackends(ctx context.Context, cfg *Config, log *slog.Logger) (*backends
 		b.apps = tenants.NewMemoryStore()
 		b.policies = authz.NewMemoryPolicies()
 		b.plans = billing.NewMemoryPlans()
+		b.audit = audit.NewMemoryLog()
 		if cfg.Migrate {
 			return b, fmt.Errorf("--migrate needs a database: set HERALD_DATABASE_URL")
 		}
@@ -74,6 +77,7 @@ func openBackends(ctx context.Context, cfg *Config, log *slog.Logger) (*backends
 		b.apps = b.cache
 		b.policies = authz.NewPostgresPolicies(pool)
 		b.plans = billing.NewPostgresPlans(pool, 0)
+		b.audit = audit.NewPostgresLog(pool)
 		b.checks["postgres"] = func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("postgres unreachable: %v", err)

@@ -20,6 +20,7 @@ Usage:
   herald keys ...          create (rotate), revoke, list app keys
   herald policy ...        get, set, check an app's channel policy; list versions
   herald plans list        the plans and their limits
+  herald audit verify      check the audit log's hash chains and name the first broken entry
   herald help              show this text
 
 Run "herald COMMAND --help" for a command's flags and their HERALD_* variables.
@@ -40,6 +41,8 @@ func run(ctx context.Context, args []string) error {
 		err = migrateCommand(ctx, args, os.Stdout)
 	case "tenants", "apps", "keys", "policy", "plans":
 		err = manageCommand(ctx, cmd, args, os.Stdin, os.Stdout)
+	case "audit":
+		err = auditCommand(ctx, args, os.Stdout)
 	case "help":
 		fmt.Print(usage)
 		return nil

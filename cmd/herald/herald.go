@@ -162,7 +162,7 @@ func (m *Main) routes() {
 	api.HealthRoutes(m.http, m.node, m.backends.checks, m.backends.metrics)
 	rest := api.New(m.apps, m.node, m.Log)
 	rest.AdminToken = m.Config.AdminToken
-	rest.Limiter, rest.Plans, rest.Policies = m.backends.limiter, m.backends.plans, m.policies
+	rest.Limiter, rest.Plans, rest.Policies, rest.Audit = m.backends.limiter, m.backends.plans, m.policies, m.backends.audit
 	rest.IPRequestsPerSecond, rest.TrustedProxies = m.Config.IPRequestsPerSecond, m.node.Config().TrustedProxies
 	rest.ManageRoutes(m.http)
 	rest.Routes(m.http)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/heraldrt/herald/authz"
 	"github.com/heraldrt/herald/billing"
+	"github.com/heraldrt/herald/services/audit"
 	"github.com/heraldrt/herald/services/broker"
 	"github.com/heraldrt/herald/services/gateway"
 	"github.com/heraldrt/herald/tenants"
@@ -55,13 +56,16 @@ type Server struct {
 	IPRequestsPerSecond int
 	// TrustedProxies are the peers whose X-Forwarded-For names the client.
 	TrustedProxies gateway.Proxies
+	// Audit records every change made through the management API. New sets
+	// a memory log.
+	Audit audit.Log
 }
 
 // New returns an API server.
 func New(apps tenants.Store, gw Gateway, log *slog.Logger) *Server {
 	return &Server{apps: apps, gateway: gw, log: log, Now: time.Now, TimestampWindow: authz.DefaultTimestampWindow,
 		Limiter: authz.NewLimiter(authz.LimiterOptions{Log: log}), Plans: billing.NewMemoryPlans(),
-		Policies: authz.NewPolicies(authz.NewMemoryPolicies(), 0)}
+		Policies: authz.NewPolicies(authz.NewMemoryPolicies(), 0), Audit: audit.NewMemoryLog()}
 }
 
 // Routes registers every API route on r.
@@ -113,6 +117,13 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// clientIP is the caller's address: the peer, or what a trusted proxy
+// says.
+func (s *Server) clientIP(c *fiber.Ctx) netip.Addr {
+	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
+	return s.TrustedProxies.ClientIP(peer, c.Get(fiber.HeaderXForwardedFor))
+}
+
 // limitIP applies the per-IP request rate before any work is done for the
 // request, so that a flood of unsigned or badly signed requests costs
 // little. The bucket is global: the app is not verified yet.
@@ -120,8 +131,7 @@ func (s *Server) limitIP(c *fiber.Ctx) error {
 	if s.IPRequestsPerSecond <= 0 {
 		return nil
 	}
-	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
-	ip := s.TrustedProxies.ClientIP(peer, c.Get(fiber.HeaderXForwardedFor))
+	ip := s.clientIP(c)
 	v, err := s.Limiter.Take(c.UserContext(), authz.GlobalScope, "rest-ip", ip.String(), authz.PerSecond(int64(s.IPRequestsPerSecond)), 1)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/heraldrt/herald/billing"
+	"github.com/heraldrt/herald/services/audit"
 	"github.com/heraldrt/herald/tenants"
 )
 
@@ -49,6 +50,24 @@ func (s *Server) operator(c *fiber.Ctx) error {
 		return &Error{fiber.StatusUnauthorized, "missing or wrong operator token (Authorization: Bearer <HERALD_ADMIN_TOKEN>)"}
 	}
 	return c.Next()
+}
+
+// record writes the audit entry of a change the management API made. The
+// actor is the operator token's holder, from the authentication, never
+// from the request. The change is already stored, so a failure to record
+// it is answered as a server error naming that, and logged, rather than
+// reported as success.
+func (s *Server) record(c *fiber.Ctx, e audit.Entry) error {
+	e.Actor = operatorActor
+	e.ActorIP = s.clientIP(c).String()
+	if e.Chain == "" {
+		e.Chain = e.TenantID
+	}
+	if _, err := s.Audit.Append(c.UserContext(), e); err != nil {
+		s.log.Error("audit append failed", "action", e.Action, "tenant", e.TenantID, "app", e.AppID, "err", err)
+		return &Error{fiber.StatusInternalServerError, "the change was applied but could not be recorded in the audit log"}
+	}
+	return nil
 }
 
 // storeError maps store errors to statuses; their messages name the field
@@ -123,6 +142,10 @@ func (s *Server) createTenant(c *fiber.Ctx) error {
 	if err != nil {
 		return s.storeError(err)
 	}
+	if err := s.record(c, audit.Entry{Chain: audit.PlatformChain, TenantID: t.ID, Action: "tenant.create", Target: t.ID,
+		Details: map[string]string{"plan": t.Plan}}); err != nil {
+		return err
+	}
 	return c.Status(fiber.StatusCreated).JSON(created)
 }
 
@@ -154,6 +177,13 @@ func (s *Server) setTenantStatus(status string) fiber.Handler {
 		t, err := s.apps.Tenant(c.UserContext(), id)
 		if err != nil {
 			return s.storeError(err)
+		}
+		action := "tenant.activate"
+		if status == tenants.TenantSuspended {
+			action = "tenant.suspend"
+		}
+		if err := s.record(c, audit.Entry{Chain: audit.PlatformChain, TenantID: id, Action: action, Target: id}); err != nil {
+			return err
 		}
 		return c.JSON(t)
 	}
@@ -224,6 +254,10 @@ func (s *Server) createApp(c *fiber.Ctx) error {
 		return s.storeError(err)
 	}
 	key := app.PrimaryKey()
+	if err := s.record(c, audit.Entry{TenantID: stored.TenantID, AppID: stored.ID, Action: "app.create", Target: stored.ID,
+		Details: map[string]string{"key": key.Key}}); err != nil {
+		return err
+	}
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"app": stored, "key": secretJSON(key)})
 }
 
@@ -286,7 +320,26 @@ func (s *Server) updateApp(c *fiber.Ctx) error {
 		return s.storeError(err)
 	}
 	s.announce(c, app.ID)
+	if err := s.record(c, audit.Entry{TenantID: app.TenantID, AppID: app.ID, Action: "app.update", Target: app.ID,
+		Details: changedFields(body)}); err != nil {
+		return err
+	}
 	return c.JSON(app)
+}
+
+// changedFields names the fields an update asked to change.
+func changedFields(body appBody) map[string]string {
+	var fields []string
+	if body.Name != nil {
+		fields = append(fields, "name")
+	}
+	if body.Enabled != nil {
+		fields = append(fields, "enabled")
+	}
+	if body.Settings != nil {
+		fields = append(fields, "settings")
+	}
+	return map[string]string{"fields": strings.Join(fields, ",")}
 }
 
 func (s *Server) disableApp(c *fiber.Ctx) error {
@@ -298,6 +351,9 @@ func (s *Server) disableApp(c *fiber.Ctx) error {
 		return s.storeError(err)
 	}
 	s.announce(c, app.ID)
+	if err := s.record(c, audit.Entry{TenantID: app.TenantID, AppID: app.ID, Action: "app.disable", Target: app.ID}); err != nil {
+		return err
+	}
 	return c.JSON(app)
 }
 
@@ -312,20 +368,33 @@ func (s *Server) listKeys(c *fiber.Ctx) error {
 // createKey adds a key: the first half of a rotation (move clients to the
 // new key, then revoke the old one).
 func (s *Server) createKey(c *fiber.Ctx) error {
-	id := pathParam(c, "app_id")
-	k, err := s.apps.CreateKey(c.UserContext(), id)
+	app, err := s.existingApp(c)
+	if err != nil {
+		return err
+	}
+	k, err := s.apps.CreateKey(c.UserContext(), app.ID)
 	if err != nil {
 		return s.storeError(err)
 	}
-	s.announce(c, id)
+	s.announce(c, app.ID)
+	if err := s.record(c, audit.Entry{TenantID: app.TenantID, AppID: app.ID, Action: "key.create", Target: k.Key}); err != nil {
+		return err
+	}
 	return c.Status(fiber.StatusCreated).JSON(secretJSON(k))
 }
 
 func (s *Server) revokeKey(c *fiber.Ctx) error {
-	id := pathParam(c, "app_id")
-	if err := s.apps.RevokeKey(c.UserContext(), id, pathParam(c, "key")); err != nil {
+	app, err := s.existingApp(c)
+	if err != nil {
+		return err
+	}
+	key := pathParam(c, "key")
+	if err := s.apps.RevokeKey(c.UserContext(), app.ID, key); err != nil {
 		return s.storeError(err)
 	}
-	s.announce(c, id)
-	return c.JSON(fiber.Map{"revoked": pathParam(c, "key")})
+	s.announce(c, app.ID)
+	if err := s.record(c, audit.Entry{TenantID: app.TenantID, AppID: app.ID, Action: "key.revoke", Target: key}); err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"revoked": key})
 }

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"strconv"
 
@@ -8,6 +10,7 @@ import (
 
 	"github.com/heraldrt/herald/authz"
 	"github.com/heraldrt/herald/billing"
+	"github.com/heraldrt/herald/services/audit"
 	"github.com/heraldrt/herald/tenants"
 )
 
@@ -88,6 +91,12 @@ func (s *Server) putPolicy(c *fiber.Ctx) error {
 	}
 	s.log.Info("channel policy replaced", "app", app.ID, "version", v.Version, "author", v.Author)
 	s.announce(c, app.ID)
+	sum := sha256.Sum256([]byte(v.Document))
+	if err := s.record(c, audit.Entry{TenantID: app.TenantID, AppID: app.ID, Action: "policy.replace",
+		Target:  "version " + strconv.FormatInt(v.Version, 10),
+		Details: map[string]string{"policy_sha256": hex.EncodeToString(sum[:])}}); err != nil {
+		return err
+	}
 	return c.JSON(policyJSON(v))
 }
 
