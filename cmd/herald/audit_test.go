@@ -137,3 +137,71 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 		t.Errorf("verify after an edit: %v\n%s", err, out.String())
 	}
 }
+
+// With no console users, start-up makes a platform admin: from the
+// configured email and password, or admin@localhost with a generated
+// password the banner shows once; a second start makes none.
+func TestFirstConsoleAdmin(t *testing.T) {
+	m := startMain(t, testConfig(""))
+	if m.FirstAdmin == nil || m.FirstAdmin.Email != "admin@localhost" || len(m.FirstAdmin.Password) < 20 {
+		t.Fatalf("generated admin: %+v", m.FirstAdmin)
+	}
+	var banner bytes.Buffer
+	printBanner(&banner, m)
+	if !strings.Contains(banner.String(), m.FirstAdmin.Password) || !strings.Contains(banner.String(), "/console/") {
+		t.Errorf("banner does not show the console and the generated password:\n%s", banner.String())
+	}
+
+	cfg := testConfig("")
+	cfg.AdminEmail, cfg.AdminPassword = "Ann@Example.com", "a long enough password"
+	m = startMain(t, cfg)
+	if m.FirstAdmin == nil || m.FirstAdmin.Password != "" {
+		t.Fatalf("configured admin: %+v", m.FirstAdmin)
+	}
+	u, err := m.backends.users.UserByEmail(t.Context(), "ann@example.com")
+	if err != nil || !u.PlatformAdmin {
+		t.Fatalf("configured admin stored: %+v, %v", u, err)
+	}
+	banner.Reset()
+	printBanner(&banner, m)
+	if strings.Contains(banner.String(), cfg.AdminPassword) {
+		t.Error("the banner printed a configured password")
+	}
+	cfg.AdminPassword = "short"
+	bad := &Main{Config: cfg}
+	if err := bad.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "HERALD_ADMIN_PASSWORD") {
+		t.Errorf("a too-short admin password: %v", err)
+	}
+	_ = bad.Close()
+}
+
+// herald users create adds a console user to PostgreSQL with the password
+// from standard input, and a membership when asked.
+func TestUsersCreateCommand(t *testing.T) {
+	db := pgtest.SchemaURL(t)
+	cfg := testConfig("")
+	cfg.AdminToken = opToken
+	cfg.DatabaseURL, cfg.Migrate = db, true
+	cfg.MasterKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	m := startMain(t, cfg)
+	if r := operatorRequest(t, m.Addr, opToken, http.MethodPost, "/v1/tenants", map[string]any{"id": "acme", "name": "Acme"}); r.Status != http.StatusCreated {
+		t.Fatal(string(r.Body))
+	}
+	var out bytes.Buffer
+	err := usersCommand(t.Context(), []string{"create", "--database-url", db, "--email", "ann@acme.test", "--tenant", "acme", "--role", "owner"},
+		strings.NewReader("correct horse battery\n"), &out)
+	if err != nil || !strings.Contains(out.String(), "created console user ann@acme.test") {
+		t.Fatalf("users create: %v %s", err, out.String())
+	}
+	u, err := m.backends.users.UserByEmail(t.Context(), "ann@acme.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, _ := m.backends.users.Memberships(t.Context(), u.ID)
+	if len(ms) != 1 || ms[0].TenantID != "acme" || ms[0].Role != "owner" || u.PlatformAdmin {
+		t.Errorf("user %+v memberships %+v", u, ms)
+	}
+	if err := usersCommand(t.Context(), []string{"create", "--database-url", db, "--email", "bob@acme.test"}, strings.NewReader("short\n"), &out); err == nil {
+		t.Error("a short password was accepted")
+	}
+}

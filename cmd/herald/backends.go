@@ -35,6 +35,7 @@ type backends struct {
 	plans     billing.Plans
 	limiter   *authz.Limiter
 	audit     audit.Log
+	users     tenants.Users
 	checks    map[string]api.Check
 	metrics   func(*strings.Builder) // the backends' own counters, or nil
 	closers   []func()
@@ -53,6 +54,7 @@ func openBackends(ctx context.Context, cfg *Config, log *slog.Logger) (*backends
 		b.policies = authz.NewMemoryPolicies()
 		b.plans = billing.NewMemoryPlans()
 		b.audit = audit.NewMemoryLog()
+		b.users = tenants.NewMemoryUsers(b.apps)
 		if cfg.Migrate {
 			return b, fmt.Errorf("--migrate needs a database: set HERALD_DATABASE_URL")
 		}
@@ -78,6 +80,7 @@ func openBackends(ctx context.Context, cfg *Config, log *slog.Logger) (*backends
 		b.policies = authz.NewPostgresPolicies(pool)
 		b.plans = billing.NewPostgresPlans(pool, 0)
 		b.audit = audit.NewPostgresLog(pool)
+		b.users = tenants.NewPostgresUsers(pool)
 		b.checks["postgres"] = func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("postgres unreachable: %v", err)

@@ -21,6 +21,7 @@ Usage:
   herald policy ...        get, set, check an app's channel policy; list versions
   herald plans list        the plans and their limits
   herald audit verify      check the audit log's hash chains and name the first broken entry
+  herald users create      create a console user (password on standard input)
   herald help              show this text
 
 Run "herald COMMAND --help" for a command's flags and their HERALD_* variables.
@@ -43,6 +44,8 @@ func run(ctx context.Context, args []string) error {
 		err = manageCommand(ctx, cmd, args, os.Stdin, os.Stdout)
 	case "audit":
 		err = auditCommand(ctx, args, os.Stdout)
+	case "users":
+		err = usersCommand(ctx, args, os.Stdin, os.Stdout)
 	case "help":
 		fmt.Print(usage)
 		return nil

@@ -41,6 +41,9 @@ type Config struct {
 
 	IPConnectionsPerMinute int
 	IPRequestsPerSecond    int
+
+	AdminEmail    string
+	AdminPassword string
 }
 
 // envFlags registers flags whose defaults come from HERALD_* variables and
@@ -150,6 +153,8 @@ func (c *Config) register(e *envFlags) {
 	e.String(&c.TrustedProxies, "trusted-proxies", "HERALD_TRUSTED_PROXIES", "", "comma-separated IPs or CIDRs of load balancers whose X-Forwarded-For names the client (none: the peer is the client)")
 	e.Int(&c.IPConnectionsPerMinute, "ip-connections-per-minute", "HERALD_IP_CONNECTIONS_PER_MINUTE", 1200, "new WebSocket connections per client IP per minute across the cluster, refused with 429 before the upgrade (0: unlimited; raise it for load tests from one address)")
 	e.Int(&c.IPRequestsPerSecond, "ip-requests-per-second", "HERALD_IP_REQUESTS_PER_SECOND", 10000, "REST API requests per client IP per second across the cluster, counted before the signature check and refused with 429 (0: unlimited); above every plan's publish rate, so a tenant backend on one address is held to its plan, not to this")
+	e.String(&c.AdminEmail, "admin-email", "HERALD_ADMIN_EMAIL", "", "email of the first console platform admin, made when there are no console users (default admin@localhost)")
+	e.String(&c.AdminPassword, "admin-password", "HERALD_ADMIN_PASSWORD", "", "password of that first admin (generated and printed once when empty; prefer the variable)")
 	e.String(&c.PprofAddr, "pprof-addr", "HERALD_PPROF_ADDR", "", "loopback address for Go's pprof profiler (off when empty; never expose it)")
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +33,9 @@ type Main struct {
 	// Set by Run.
 	Addr    string       // the address actually listened on
 	DemoApp *tenants.App // the app created when none were configured
+	// FirstAdmin is the console admin made at this start, when there were
+	// no console users; its Password is set only if it was generated.
+	FirstAdmin *firstAdmin
 
 	apps     tenants.Store
 	policies *authz.Policies
@@ -72,6 +77,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	if err := putPolicies(ctx, m.backends.policies, policies); err != nil {
+		return err
+	}
+	if m.FirstAdmin, err = bootstrapAdmin(ctx, m.backends.users, m.Config.AdminEmail, m.Config.AdminPassword); err != nil {
 		return err
 	}
 
@@ -162,11 +170,62 @@ func (m *Main) routes() {
 	api.HealthRoutes(m.http, m.node, m.backends.checks, m.backends.metrics)
 	rest := api.New(m.apps, m.node, m.Log)
 	rest.AdminToken = m.Config.AdminToken
-	rest.Limiter, rest.Plans, rest.Policies, rest.Audit = m.backends.limiter, m.backends.plans, m.policies, m.backends.audit
+	rest.Limiter = m.backends.limiter
+	rest.Manager.Plans, rest.Manager.Policies, rest.Manager.Audit, rest.Manager.Limiter = m.backends.plans, m.policies, m.backends.audit, m.backends.limiter
 	rest.IPRequestsPerSecond, rest.TrustedProxies = m.Config.IPRequestsPerSecond, m.node.Config().TrustedProxies
 	rest.ManageRoutes(m.http)
 	rest.Routes(m.http)
+	console := &web.Console{Users: m.backends.users, Apps: m.apps, RBAC: authz.NewConsoleRBAC(), Audit: m.backends.audit,
+		Limiter: m.backends.limiter, Proxies: m.node.Config().TrustedProxies, Log: m.Log}
+	console.Routes(m.http)
 	web.Routes(m.http)
+}
+
+// firstAdmin is the console admin bootstrapAdmin made.
+type firstAdmin struct {
+	Email    string
+	Password string // only when generated: shown once
+}
+
+// bootstrapAdmin makes the first platform admin when there are no console
+// users: from email and password if given, else admin@localhost with a
+// generated password that the banner shows once.
+func bootstrapAdmin(ctx context.Context, users tenants.Users, email, password string) (*firstAdmin, error) {
+	existing, err := users.ListUsers(ctx)
+	if err != nil || len(existing) > 0 {
+		return nil, err
+	}
+	made := &firstAdmin{Email: email}
+	if made.Email == "" {
+		made.Email = "admin@localhost"
+	}
+	if password == "" {
+		password = generatePassword()
+		made.Password = password
+	}
+	hash, err := authz.HashPassword(password)
+	if err != nil {
+		return nil, fmt.Errorf("HERALD_ADMIN_PASSWORD: %w", err)
+	}
+	u := tenants.NewUser(made.Email, hash)
+	u.PlatformAdmin = true
+	if err := users.CreateUser(ctx, u); err != nil {
+		// Two nodes starting at once both see no users; one wins.
+		if errors.Is(err, tenants.ErrConflict) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("first console admin: %w", err)
+	}
+	return made, nil
+}
+
+// generatePassword returns 120 random bits as 20 URL-safe characters.
+func generatePassword() string {
+	b := make([]byte, 15)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // loadApps reads the configured apps and their channel policies, checking

@@ -42,7 +42,12 @@ Herald is running: {{.Mode}}.
   WebSocket  ws://{{.Host}}/app/{key}?protocol=7
   REST API   http://{{.Host}}/apps/{app_id}/...
   Home       http://{{.Host}}/      (status page; health at /healthz, metrics at /metrics)
-{{with .Demo}}
+  Console    http://{{.Host}}/console/
+{{with .Admin}}
+Console admin (made because there were no console users):
+  email     {{.Email}}
+  password  {{if .Password}}{{.Password}}   (generated: shown this once, change it){{else}}from HERALD_ADMIN_PASSWORD{{end}}
+{{end}}{{with .Demo}}
 Demo app (made because no apps were configured; set HERALD_APPS to use your own):
   app id   {{.ID}}
   key      {{.PrimaryKey.Key}}
@@ -87,5 +92,6 @@ func printBanner(w io.Writer, m *Main) {
 		"Demo":     m.DemoApp,
 		"Apps":     apps,
 		"Mode":     mode,
+		"Admin":    m.FirstAdmin,
 	})
 }

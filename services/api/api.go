@@ -45,27 +45,26 @@ type Server struct {
 	TimestampWindow time.Duration
 	// AdminToken authenticates the management API; empty turns it off.
 	AdminToken string
-	// Limiter applies the publish and per-IP request rates; Plans bound
-	// the apps' limits; Policies hold the channel policies. New sets
-	// one-node memory defaults.
-	Limiter  *authz.Limiter
-	Plans    billing.Plans
-	Policies *authz.Policies
+	// Limiter applies the publish and per-IP request rates. New sets a
+	// one-node memory limiter.
+	Limiter *authz.Limiter
+	// Manager makes the management API's changes. New sets one on memory
+	// stores; set its Plans, Policies, Audit and Limiter to the real ones.
+	Manager *Manager
 	// IPRequestsPerSecond bounds REST requests per client IP across the
 	// cluster, before the signature is checked. 0: unlimited.
 	IPRequestsPerSecond int
 	// TrustedProxies are the peers whose X-Forwarded-For names the client.
 	TrustedProxies gateway.Proxies
-	// Audit records every change made through the management API. New sets
-	// a memory log.
-	Audit audit.Log
 }
 
 // New returns an API server.
 func New(apps tenants.Store, gw Gateway, log *slog.Logger) *Server {
+	limiter := authz.NewLimiter(authz.LimiterOptions{Log: log})
 	return &Server{apps: apps, gateway: gw, log: log, Now: time.Now, TimestampWindow: authz.DefaultTimestampWindow,
-		Limiter: authz.NewLimiter(authz.LimiterOptions{Log: log}), Plans: billing.NewMemoryPlans(),
-		Policies: authz.NewPolicies(authz.NewMemoryPolicies(), 0), Audit: audit.NewMemoryLog()}
+		Limiter: limiter,
+		Manager: &Manager{Apps: apps, Gateway: gw, Plans: billing.NewMemoryPlans(),
+			Policies: authz.NewPolicies(authz.NewMemoryPolicies(), 0), Audit: audit.NewMemoryLog(), Limiter: limiter, Log: log}}
 }
 
 // Routes registers every API route on r.
@@ -106,7 +105,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	if !app.Active() {
 		return &Error{fiber.StatusForbidden, "app is disabled"}
 	}
-	plan, err := s.Plans.Plan(c.UserContext(), app.Plan)
+	plan, err := s.Manager.Plans.Plan(c.UserContext(), app.Plan)
 	if err != nil {
 		s.log.Error("plan lookup failed", "app", app.ID, "err", err)
 		return &Error{fiber.StatusServiceUnavailable, "temporarily unavailable, retry"}

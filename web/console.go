@@ -1,0 +1,351 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/heraldrt/herald/authz"
+	"github.com/heraldrt/herald/services/audit"
+	"github.com/heraldrt/herald/services/gateway"
+	"github.com/heraldrt/herald/tenants"
+)
+
+//go:embed templates
+var templateFiles embed.FS
+
+// pages are parsed once; each page template defines "content" inside the
+// shared layout.
+var pages = map[string]*template.Template{
+	"login": template.Must(template.ParseFS(templateFiles, "templates/layout.html", "templates/login.html")),
+	"home":  template.Must(template.ParseFS(templateFiles, "templates/layout.html", "templates/home.html")),
+}
+
+// Session cookie and login defaults (security.md §3).
+const (
+	sessionCookie = "__Host-herald_sid"
+	// loginCSRFCookie carries the login form's CSRF token before there is
+	// a session (double submit).
+	loginCSRFCookie = "__Host-herald_lcsrf"
+	DefaultIdle     = 30 * time.Minute
+	DefaultLifetime = 12 * time.Hour
+	// touchEvery bounds how often a request writes the session's last-seen
+	// time: idle expiry does not need it to the second.
+	touchEvery = time.Minute
+)
+
+// Users is what the console needs of the user store (tenants.Users).
+type Users interface {
+	UserByEmail(ctx context.Context, email string) (*tenants.User, error)
+	UserByID(ctx context.Context, id string) (*tenants.User, error)
+	Memberships(ctx context.Context, userID string) ([]tenants.Membership, error)
+	CreateSession(ctx context.Context, s tenants.Session) error
+	Session(ctx context.Context, id string) (*tenants.Session, error)
+	TouchSession(ctx context.Context, id string, lastSeen time.Time) error
+	DeleteSession(ctx context.Context, id string) error
+}
+
+// Console serves the admin console under /console. Its zero values are
+// not usable: fill every field but Now, Idle and Lifetime.
+type Console struct {
+	Users   Users
+	Apps    tenants.Store
+	RBAC    *authz.ConsoleRBAC
+	Audit   audit.Log
+	Limiter *authz.Limiter
+	Proxies gateway.Proxies
+	Log     *slog.Logger
+	// Now is the clock; Idle and Lifetime bound a session (defaults 30
+	// min idle, 12 h absolute).
+	Now      func() time.Time
+	Idle     time.Duration
+	Lifetime time.Duration
+}
+
+// viewer is the signed-in user of a request.
+type viewer struct {
+	user        *tenants.User
+	session     *tenants.Session
+	memberships []tenants.Membership
+}
+
+const localViewer = "herald.console.viewer"
+
+// Routes registers the console's routes on r.
+func (con *Console) Routes(r fiber.Router) {
+	if con.Now == nil {
+		con.Now = time.Now
+	}
+	if con.Idle <= 0 {
+		con.Idle = DefaultIdle
+	}
+	if con.Lifetime <= 0 {
+		con.Lifetime = DefaultLifetime
+	}
+	g := r.Group("/console", consoleHeaders)
+	g.Get("/login", con.loginPage)
+	g.Post("/login", con.login)
+	g.Post("/logout", con.signedIn, con.checkCSRF, con.logout)
+	g.Get("/", con.signedIn, con.home)
+}
+
+// consoleHeaders sets the security headers of security.md §3 on every
+// console answer; nothing the console serves may be cached.
+func consoleHeaders(c *fiber.Ctx) error {
+	for k, v := range consoleSecurityHeaders {
+		c.Set(k, v)
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Next()
+}
+
+var consoleSecurityHeaders = map[string]string{
+	"Content-Security-Policy":      "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'; require-trusted-types-for 'script'",
+	"X-Frame-Options":              "DENY",
+	"X-Content-Type-Options":       "nosniff",
+	"Referrer-Policy":              "no-referrer",
+	"Cross-Origin-Opener-Policy":   "same-origin",
+	"Cross-Origin-Resource-Policy": "same-origin",
+	"Permissions-Policy":           "camera=(), microphone=(), geolocation=()",
+}
+
+func (con *Console) render(c *fiber.Ctx, status int, page string, data map[string]any) error {
+	var b strings.Builder
+	if err := pages[page].ExecuteTemplate(&b, "layout", data); err != nil {
+		con.Log.Error("console template failed", "page", page, "err", err)
+		return fiber.NewError(fiber.StatusInternalServerError, "internal server error")
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	return c.Status(status).SendString(b.String())
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// sameToken compares two tokens in constant time; empty never matches.
+func sameToken(a, b string) bool {
+	return a != "" && b != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+func (con *Console) setCookie(c *fiber.Ctx, name, value string, maxAge time.Duration) {
+	// __Host- cookies must be Secure, Path=/ and without Domain; browsers
+	// accept Secure cookies from http://localhost, and anywhere else the
+	// console belongs behind TLS.
+	c.Cookie(&fiber.Cookie{Name: name, Value: value, Path: "/", Secure: true, HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
+		MaxAge: int(maxAge / time.Second), Expires: con.Now().Add(maxAge)})
+}
+
+func (con *Console) clearCookie(c *fiber.Ctx, name string) {
+	c.Cookie(&fiber.Cookie{Name: name, Value: "", Path: "/", Secure: true, HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
+		MaxAge: -1, Expires: time.Unix(0, 0)})
+}
+
+func (con *Console) clientIP(c *fiber.Ctx) netip.Addr {
+	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
+	return con.Proxies.ClientIP(peer, c.Get(fiber.HeaderXForwardedFor))
+}
+
+func (con *Console) loginPage(c *fiber.Ctx) error {
+	if v, _ := con.lookup(c); v != nil {
+		return c.Redirect("/console/", fiber.StatusSeeOther)
+	}
+	return con.showLogin(c, fiber.StatusOK, "", "")
+}
+
+// showLogin renders the login form with a fresh CSRF token in a cookie and
+// the form (double submit: a cross-site form cannot read the cookie).
+func (con *Console) showLogin(c *fiber.Ctx, status int, email, problem string) error {
+	token := randomToken()
+	con.setCookie(c, loginCSRFCookie, token, time.Hour)
+	return con.render(c, status, "login", map[string]any{"Title": "Sign in", "CSRF": token, "Email": email, "Error": problem})
+}
+
+// Login attempts are limited per client IP and per (account, IP) pair, so
+// neither a password sprayer nor a guesser against one account gets far,
+// and nobody can lock an account from elsewhere (security.md §3).
+var (
+	loginPerIP      = authz.PerMinute(30)
+	loginPerAccount = authz.Rate{Limit: 10, Period: 15 * time.Minute}
+)
+
+func (con *Console) login(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	email := strings.ToLower(strings.TrimSpace(c.FormValue("email")))
+	if !sameToken(c.Cookies(loginCSRFCookie), c.FormValue("csrf")) {
+		return fiber.NewError(fiber.StatusForbidden, "the sign-in form expired or did not come from this site: reload the page and try again")
+	}
+	ip := con.clientIP(c).String()
+	if v, err := con.Limiter.Take(ctx, authz.GlobalScope, "console-login-ip", ip, loginPerIP, 1); err != nil || !v.Allowed {
+		return con.showLogin(c, fiber.StatusTooManyRequests, email, "Too many sign-in attempts from your address. Wait a minute and try again.")
+	}
+	if v, err := con.Limiter.Take(ctx, authz.GlobalScope, "console-login-acct", email+"|"+ip, loginPerAccount, 1); err != nil || !v.Allowed {
+		return con.showLogin(c, fiber.StatusTooManyRequests, email, "Too many sign-in attempts for this account. Wait 15 minutes and try again.")
+	}
+	password := c.FormValue("password")
+	user, err := con.Users.UserByEmail(ctx, email)
+	switch {
+	case errors.Is(err, tenants.ErrNotFound):
+		authz.DummyCheck(password)
+	case err != nil:
+		con.Log.Error("console user lookup failed", "err", err)
+		return fiber.NewError(fiber.StatusServiceUnavailable, "sign-in is temporarily unavailable, retry")
+	}
+	if user == nil || user.Disabled || !authz.CheckPassword(user.PasswordHash, password) {
+		con.auditLogin(c, user, email, "login.failed")
+		return con.showLogin(c, fiber.StatusUnauthorized, email, "Wrong email or password.")
+	}
+	now := con.Now()
+	s := tenants.Session{ID: randomToken(), UserID: user.ID, CSRF: randomToken(), CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(con.Lifetime)}
+	if err := con.Users.CreateSession(ctx, s); err != nil {
+		con.Log.Error("console session create failed", "err", err)
+		return fiber.NewError(fiber.StatusServiceUnavailable, "sign-in is temporarily unavailable, retry")
+	}
+	con.clearCookie(c, loginCSRFCookie)
+	con.setCookie(c, sessionCookie, s.ID, con.Lifetime)
+	con.auditLogin(c, user, email, "login")
+	return c.Redirect("/console/", fiber.StatusSeeOther)
+}
+
+// auditLogin records a sign-in or a failed one in the platform chain. An
+// unknown account is recorded by the hash of what was typed: it may be a
+// password typed into the wrong field.
+func (con *Console) auditLogin(c *fiber.Ctx, user *tenants.User, email, action string) {
+	e := audit.Entry{Chain: audit.PlatformChain, Action: action, ActorIP: con.clientIP(c).String()}
+	if user != nil {
+		e.Actor, e.Target = "user:"+user.Email, user.ID
+	} else {
+		sum := sha256.Sum256([]byte(email))
+		e.Actor, e.Target = "unknown", "email_sha256:"+hex.EncodeToString(sum[:])
+	}
+	if _, err := con.Audit.Append(c.UserContext(), e); err != nil {
+		con.Log.Error("audit append failed", "action", action, "err", err)
+	}
+}
+
+// lookup returns the request's signed-in user, or nil: no cookie, an
+// unknown or expired session, an idle one, or a disabled user.
+func (con *Console) lookup(c *fiber.Ctx) (*viewer, error) {
+	id := c.Cookies(sessionCookie)
+	if id == "" {
+		return nil, nil
+	}
+	ctx := c.UserContext()
+	s, err := con.Users.Session(ctx, id)
+	if errors.Is(err, tenants.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := con.Now()
+	if now.Sub(s.LastSeen) > con.Idle || !now.Before(s.ExpiresAt) {
+		_ = con.Users.DeleteSession(ctx, id)
+		return nil, nil
+	}
+	user, err := con.Users.UserByID(ctx, s.UserID)
+	if errors.Is(err, tenants.ErrNotFound) || (err == nil && user.Disabled) {
+		_ = con.Users.DeleteSession(ctx, id)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if now.Sub(s.LastSeen) > touchEvery {
+		if err := con.Users.TouchSession(ctx, id, now); err != nil {
+			return nil, err
+		}
+	}
+	ms, err := con.Users.Memberships(ctx, user.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &viewer{user: user, session: s, memberships: ms}, nil
+}
+
+// signedIn lets only signed-in users through; others go to the login page.
+func (con *Console) signedIn(c *fiber.Ctx) error {
+	v, err := con.lookup(c)
+	if err != nil {
+		con.Log.Error("console session lookup failed", "err", err)
+		return fiber.NewError(fiber.StatusServiceUnavailable, "the console is temporarily unavailable, retry")
+	}
+	if v == nil {
+		con.clearCookie(c, sessionCookie)
+		return c.Redirect("/console/login", fiber.StatusSeeOther)
+	}
+	c.Locals(localViewer, v)
+	return c.Next()
+}
+
+// checkCSRF requires the session's CSRF token in a state-changing form.
+func (con *Console) checkCSRF(c *fiber.Ctx) error {
+	v := c.Locals(localViewer).(*viewer)
+	if !sameToken(v.session.CSRF, c.FormValue("csrf")) {
+		return fiber.NewError(fiber.StatusForbidden, "the form expired or did not come from this site: reload the page and try again")
+	}
+	return c.Next()
+}
+
+func (con *Console) logout(c *fiber.Ctx) error {
+	v := c.Locals(localViewer).(*viewer)
+	if err := con.Users.DeleteSession(c.UserContext(), v.session.ID); err != nil {
+		con.Log.Error("console session delete failed", "err", err)
+	}
+	con.clearCookie(c, sessionCookie)
+	return c.Redirect("/console/login", fiber.StatusSeeOther)
+}
+
+// tenantRow is one line of the home page.
+type tenantRow struct {
+	Tenant *tenants.Tenant
+	Role   string
+	Apps   int
+}
+
+// home lists the tenants the user can see: all of them for a platform
+// admin, else those of the user's memberships.
+func (con *Console) home(c *fiber.Ctx) error {
+	v := c.Locals(localViewer).(*viewer)
+	ctx := c.UserContext()
+	all, err := con.Apps.Tenants(ctx)
+	if err != nil {
+		con.Log.Error("console tenant list failed", "err", err)
+		return fiber.NewError(fiber.StatusServiceUnavailable, "the console is temporarily unavailable, retry")
+	}
+	roles := map[string]string{}
+	for _, m := range v.memberships {
+		roles[m.TenantID] = string(m.Role)
+	}
+	var rows []tenantRow
+	for _, t := range all {
+		if !con.RBAC.Allowed(v.user.PlatformAdmin, v.memberships, t.ID, authz.PermView) {
+			continue
+		}
+		apps, err := con.Apps.Apps(ctx, t.ID)
+		if err != nil {
+			return fiber.NewError(fiber.StatusServiceUnavailable, "the console is temporarily unavailable, retry")
+		}
+		role := roles[t.ID]
+		if role == "" {
+			role = "platform admin"
+		}
+		rows = append(rows, tenantRow{Tenant: t, Role: role, Apps: len(apps)})
+	}
+	return con.render(c, fiber.StatusOK, "home", map[string]any{"Title": "Tenants", "User": v.user, "CSRF": v.session.CSRF, "Tenants": rows})
+}
