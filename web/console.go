@@ -17,6 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/heraldrt/herald/authz"
+	"github.com/heraldrt/herald/services/api"
 	"github.com/heraldrt/herald/services/audit"
 	"github.com/heraldrt/herald/services/gateway"
 	"github.com/heraldrt/herald/tenants"
@@ -59,8 +60,11 @@ type Users interface {
 // Console serves the admin console under /console. Its zero values are
 // not usable: fill every field but Now, Idle and Lifetime.
 type Console struct {
-	Users   Users
-	Apps    tenants.Store
+	Users Users
+	Apps  tenants.Store
+	// Manager makes every change, exactly as the management API does:
+	// validated, announced to every node and audited.
+	Manager *api.Manager
 	RBAC    *authz.ConsoleRBAC
 	Audit   audit.Log
 	Limiter *authz.Limiter
