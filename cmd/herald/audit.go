@@ -12,8 +12,13 @@ import (
 )
 
 const auditUsage = `Usage: herald audit verify [flags]
+       herald audit keygen
 
-Checks the hash chains of the audit log in PostgreSQL: every entry's hash,
+keygen prints a new HERALD_AUDIT_KEY (the Ed25519 seed nodes sign the
+chains' heads with; keep it outside the database) and its
+HERALD_AUDIT_PUBLIC_KEY (what verify checks the anchors with).
+
+verify checks the hash chains of the audit log in PostgreSQL: every entry's hash,
 the links between entries and the sequence numbers, and, with
 --audit-public-key, the signed anchors (which also catch a cut-off tail).
 Prints one line per chain and names the first broken entry; exits non-zero
@@ -29,9 +34,18 @@ func auditCommand(ctx context.Context, args []string, out io.Writer) error {
 	ef.String(&url, "database-url", "HERALD_DATABASE_URL", "", "PostgreSQL URL")
 	ef.String(&pubKey, "audit-public-key", "HERALD_AUDIT_PUBLIC_KEY", "", "base64 Ed25519 public key that verifies the anchors (anchors are not checked without it)")
 	ef.fs.StringVar(&chain, "chain", "", "verify only this chain (a tenant id, or platform)")
+	if len(args) > 0 && args[0] == "keygen" {
+		pub, priv, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "HERALD_AUDIT_KEY=%s\nHERALD_AUDIT_PUBLIC_KEY=%s\n",
+			base64.StdEncoding.EncodeToString(priv.Seed()), base64.StdEncoding.EncodeToString(pub))
+		return nil
+	}
 	if len(args) == 0 || args[0] != "verify" {
 		ef.fs.Usage()
-		return fmt.Errorf("herald audit needs the subcommand verify")
+		return fmt.Errorf("herald audit needs the subcommand verify or keygen")
 	}
 	if err := ef.parse(args[1:]); err != nil {
 		return err

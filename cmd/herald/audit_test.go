@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -203,5 +204,58 @@ func TestUsersCreateCommand(t *testing.T) {
 	}
 	if err := usersCommand(t.Context(), []string{"create", "--database-url", db, "--email", "bob@acme.test"}, strings.NewReader("short\n"), &out); err == nil {
 		t.Error("a short password was accepted")
+	}
+}
+
+// With an audit key, nodes anchor the chains' heads; verify with the
+// public key then catches a tail deleted behind Herald's back, which the
+// chain alone cannot (AUD-2).
+func TestAuditAnchorsCatchTruncation(t *testing.T) {
+	var keys bytes.Buffer
+	if err := auditCommand(t.Context(), []string{"keygen"}, &keys); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(keys.String()), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		env[k] = v
+	}
+	db := pgtest.SchemaURL(t)
+	cfg := testConfig("")
+	cfg.AdminToken = opToken
+	cfg.DatabaseURL, cfg.Migrate = db, true
+	cfg.MasterKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	cfg.AuditKey, cfg.AuditAnchorInterval = env["HERALD_AUDIT_KEY"], 50*time.Millisecond
+	m := startMain(t, cfg)
+	auditedChanges(t, m.Addr)
+	verify := func() (string, error) {
+		var out bytes.Buffer
+		err := auditCommand(t.Context(), []string{"verify", "--database-url", db, "--audit-public-key", env["HERALD_AUDIT_PUBLIC_KEY"]}, &out)
+		return out.String(), err
+	}
+	waitFor(t, "the heads to be anchored", func() bool {
+		out, err := verify()
+		return err == nil && strings.Contains(out, "chain acme: intact, 6 entries") && !strings.Contains(out, " 0 anchors")
+	})
+	conn, err := pgx.Connect(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	if err := m.Close(); err != nil { // no new anchors from here on
+		t.Fatal(err)
+	}
+	for _, sql := range []string{
+		`ALTER TABLE audit_log DISABLE TRIGGER USER`,
+		`DELETE FROM audit_log WHERE chain = 'acme' AND seq > 4`,
+		`ALTER TABLE audit_log ENABLE TRIGGER USER`,
+	} {
+		if _, err := conn.Exec(t.Context(), sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	out, err := verify()
+	if !errors.Is(err, errChainBroken) || !strings.Contains(out, "chain acme: BROKEN") {
+		t.Errorf("verify after the tail was cut: %v\n%s", err, out)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/heraldrt/herald/authz"
 	"github.com/heraldrt/herald/services/api"
+	"github.com/heraldrt/herald/services/audit"
 	"github.com/heraldrt/herald/services/broker"
 	"github.com/heraldrt/herald/services/gateway"
 	"github.com/heraldrt/herald/tenants"
@@ -47,6 +49,9 @@ type Main struct {
 	served   chan error
 
 	pprof *http.Server
+
+	stopAnchors chan struct{}
+	anchorsDone chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -126,6 +131,9 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	m.routes()
 
+	if err := m.startAnchors(); err != nil {
+		return err
+	}
 	// The profiler starts first: once the main listener serves, a failed
 	// start would leave Close racing fasthttp's start-up.
 	if m.Config.PprofAddr != "" {
@@ -179,6 +187,46 @@ func (m *Main) routes() {
 		Limiter: m.backends.limiter, Proxies: m.node.Config().TrustedProxies, Log: m.Log}
 	console.Routes(m.http)
 	web.Routes(m.http)
+}
+
+// startAnchors signs the audit chains' heads every AuditAnchorInterval
+// when an audit key is configured (security.md AUD-2).
+func (m *Main) startAnchors() error {
+	if m.Config.AuditKey == "" {
+		return nil
+	}
+	seed, err := base64.StdEncoding.DecodeString(m.Config.AuditKey)
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return fmt.Errorf("HERALD_AUDIT_KEY must be the base64 of a %d-byte Ed25519 seed (herald audit keygen makes one)", ed25519.SeedSize)
+	}
+	store, ok := m.backends.audit.(audit.AnchorStore)
+	if !ok {
+		return fmt.Errorf("the audit log cannot store anchors")
+	}
+	key := ed25519.NewKeyFromSeed(seed)
+	interval := max(m.Config.AuditAnchorInterval, time.Second)
+	m.stopAnchors, m.anchorsDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(m.anchorsDone)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-m.stopAnchors:
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			n, err := audit.AnchorHeads(ctx, m.backends.audit, store, key)
+			cancel()
+			if err != nil {
+				m.Log.Error("audit anchoring failed", "err", err)
+			} else if n > 0 {
+				m.Log.Info("audit chains anchored", "anchors", n)
+			}
+		}
+	}()
+	return nil
 }
 
 // firstAdmin is the console admin bootstrapAdmin made.
@@ -312,6 +360,10 @@ func (m *Main) close() error {
 		if m.served != nil { // nil when Run failed before serving
 			<-m.served
 		}
+	}
+	if m.stopAnchors != nil {
+		close(m.stopAnchors)
+		<-m.anchorsDone
 	}
 	if m.broker != nil {
 		errs = append(errs, m.broker.Close())
