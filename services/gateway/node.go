@@ -338,6 +338,14 @@ func (n *Node) Channel(ctx context.Context, appID, channel string) (ChannelInfo,
 	return info, err
 }
 
+// ConnectionsByNode returns the app's open connections on each live node,
+// by node id.
+func (n *Node) ConnectionsByNode(ctx context.Context, appID string) (map[string]int, error) {
+	ctx, cancel := n.bounded(ctx)
+	defer cancel()
+	return n.conns.ByNode(ctx, appID, appSlot)
+}
+
 // Users returns the ids of a presence channel's members.
 func (n *Node) Users(ctx context.Context, appID, channel string) ([]string, error) {
 	ctx, cancel := n.bounded(ctx)

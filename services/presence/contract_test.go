@@ -207,6 +207,31 @@ func testOccupancy(t *testing.T, newPair func(t *testing.T) (Occupancy, Occupanc
 		expectCounts(t, o, "app2", "", map[string]int{"user:alice": 1})
 	})
 
+	t.Run("by node", func(t *testing.T) {
+		a, b := newPair(t)
+		mustOK(t, a.Add(ctx, "app1", "conns", 2))
+		mustOK(t, b.Add(ctx, "app1", "conns", 1))
+		mustOK(t, b.Add(ctx, "app2", "conns", 5))
+		got, err := a.ByNode(ctx, "app1", "conns")
+		mustOK(t, err)
+		sum := 0
+		for node, n := range got {
+			if node == "" || n <= 0 {
+				t.Errorf("ByNode entry %q: %d", node, n)
+			}
+			sum += n
+		}
+		if sum != 3 {
+			t.Errorf("ByNode %v sums to %d, want 3", got, sum)
+		}
+		if a != b && len(got) != 2 {
+			t.Errorf("two nodes: ByNode %v, want an entry each", got)
+		}
+		if got, _ := a.ByNode(ctx, "app3", "conns"); len(got) != 0 {
+			t.Errorf("an app without connections: %v", got)
+		}
+	})
+
 	t.Run("acquire counts the other nodes", func(t *testing.T) {
 		a, b := newPair(t)
 		expectAcquire(t, a, "app1", "conns", 3, true)

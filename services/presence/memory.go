@@ -139,6 +139,15 @@ func (o *MemoryOccupancy) Count(_ context.Context, appID, channel string) (int, 
 	return o.counts[channelKey{appID, channel}], nil
 }
 
+func (o *MemoryOccupancy) ByNode(_ context.Context, appID, name string) (map[string]int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if n := o.counts[channelKey{appID, name}]; n > 0 {
+		return map[string]int{"local": n}, nil
+	}
+	return map[string]int{}, nil
+}
+
 func (o *MemoryOccupancy) Acquire(_ context.Context, appID, name string, limit int) (bool, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -72,4 +72,8 @@ type Occupancy interface {
 	// concurrent Acquires on any nodes never overshoot limit. Release with
 	// Add(ctx, appID, name, -1). A limit <= 0 means unlimited.
 	Acquire(ctx context.Context, appID, name string, limit int) (bool, error)
+	// ByNode returns the count of name in appID on each live node that
+	// has one, by node id (the console's per-node view). The memory
+	// occupancy is one node, named "local".
+	ByNode(ctx context.Context, appID, name string) (map[string]int, error)
 }

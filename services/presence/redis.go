@@ -44,6 +44,7 @@ var (
 	occAddScript     = luaScript("clock.lua", "occ_add.lua")
 	occReadScript    = luaScript("clock.lua", "occ_read.lua")
 	occAcquireScript = luaScript("clock.lua", "occ_acquire.lua")
+	occByNodeScript  = luaScript("clock.lua", "occ_bynode.lua")
 )
 
 const (
@@ -459,6 +460,23 @@ func (o *RedisOccupancy) Counts(ctx context.Context, appID, prefix string) (map[
 func (o *RedisOccupancy) Count(ctx context.Context, appID, channel string) (int, error) {
 	counts, err := o.read(ctx, appID, "one", channel)
 	return counts[channel], err
+}
+
+func (o *RedisOccupancy) ByNode(ctx context.Context, appID, name string) (map[string]int, error) {
+	if err := checkAppID(appID); err != nil {
+		return nil, err
+	}
+	flat, err := occByNodeScript.Run(ctx, o.client, []string{o.nodesKey(appID)}, o.countsPrefix(appID), name).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("presence: redis occupancy by node: %w", err)
+	}
+	out := make(map[string]int, len(flat)/2)
+	for i := 0; i+1 < len(flat); i += 2 {
+		node, _ := flat[i].(string)
+		n, _ := flat[i+1].(int64)
+		out[node] = int(n)
+	}
+	return out, nil
 }
 
 func (o *RedisOccupancy) read(ctx context.Context, appID, mode, name string) (map[string]int, error) {
