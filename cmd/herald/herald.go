@@ -41,6 +41,7 @@ type Main struct {
 
 	apps     tenants.Store
 	policies *authz.Policies
+	debugKey []byte // signs debug-stream tokens
 	backends *backends
 	broker   broker.Broker
 	node     *gateway.Node
@@ -100,6 +101,15 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.backends.cache != nil {
 		deps.Invalidate = m.backends.cache.Invalidate
 	}
+	// Every node must sign debug-stream tokens alike: with the cluster key
+	// when there is one, else with a key of this process (one node).
+	m.debugKey = []byte(m.Config.ClusterKey)
+	if len(m.debugKey) == 0 {
+		m.debugKey = make([]byte, 32)
+		if _, err := rand.Read(m.debugKey); err != nil {
+			return err
+		}
+	}
 	m.node, err = gateway.NewNode(gateway.Config{
 		ActivityTimeout:  m.Config.ActivityTimeout,
 		PongTimeout:      m.Config.PongTimeout,
@@ -110,6 +120,7 @@ func (m *Main) Run(ctx context.Context) error {
 		TrustedProxies:   proxies,
 
 		IPConnectionsPerMinute: m.Config.IPConnectionsPerMinute,
+		DebugKey:               m.debugKey,
 	}, deps)
 	if err != nil {
 		return fmt.Errorf("start gateway: %w", err)

@@ -62,6 +62,7 @@ func (n *Node) Connect(ctx context.Context, key, version string, t Transport) (*
 	n.mu.Unlock()
 	established := fmt.Appendf(nil, `{"socket_id":%q,"activity_timeout":%d}`, c.socketID, int(n.cfg.ActivityTimeout.Seconds()))
 	c.Enqueue(protocol.AppendEvent(nil, "pusher:connection_established", "", established, ""))
+	n.debugEvent(app.ID, debugEntry{Type: "connected", SocketID: c.socketID})
 	return c, nil
 }
 
@@ -118,6 +119,7 @@ func (n *Node) disconnect(c *Client) {
 	n.mu.Unlock()
 	n.release(c)
 	n.meter.Disconnected(c.app.ID)
+	n.debugEvent(c.app.ID, debugEntry{Type: "disconnected", SocketID: c.socketID})
 }
 
 func (n *Node) removeUserLocked(c *Client) {

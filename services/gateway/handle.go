@@ -63,6 +63,7 @@ func (c *Client) sendError(code int, msg string) {
 func (c *Client) rejectSubscription(channel string, status int, msg string) {
 	c.sendError(0, msg)
 	c.Enqueue(subscriptionError(channel, "AuthError", status, msg))
+	c.node.debugEvent(c.app.ID, debugEntry{Type: "subscription_error", SocketID: c.socketID, Channel: channel, Message: msg})
 }
 
 func (n *Node) handleSubscribe(c *Client, data []byte) {
@@ -72,7 +73,8 @@ func (n *Node) handleSubscribe(c *Client, data []byte) {
 		return
 	}
 	channel := string(d.Channel)
-	if !protocol.ValidChannelName(channel) {
+	debug := channel == protocol.DebugChannel
+	if !debug && !protocol.ValidChannelName(channel) {
 		c.rejectSubscription(channel, 400, fmt.Sprintf("invalid channel name %q: use 1 to %d characters of A-Z a-z 0-9 _ - = @ , . ;", protocol.Shorten(channel, 200), protocol.MaxChannelNameLength))
 		return
 	}
@@ -116,7 +118,16 @@ func (n *Node) handleSubscribe(c *Client, data []byte) {
 	}
 
 	s.subject = c.subjectOf(s.member)
-	if !n.policyAllowsSubscribe(c, s) {
+	switch {
+	case debug:
+		// Herald's own channel: the console's token is the check, not the
+		// tenant's policy.
+		if !n.debugTokenValid(c, d.Auth) {
+			c.rejectSubscription(channel, 403, "the debug stream needs a token from the console")
+			return
+		}
+		n.debugSubscribed(c.app.ID)
+	case !n.policyAllowsSubscribe(c, s):
 		return
 	}
 	if !n.allowSubscribe(c) {
@@ -267,6 +278,7 @@ func (n *Node) sendSubscribed(c *Client, s *subscription) {
 	}
 	s.accepted = true
 	c.Enqueue(protocol.AppendEvent(nil, "pusher_internal:subscription_succeeded", s.channel, data, ""))
+	n.debugEvent(c.app.ID, debugEntry{Type: "subscribed", SocketID: c.socketID, Channel: s.channel, UserID: s.subject.UserID})
 }
 
 func presenceData(members []presence.Member) []byte {
@@ -304,6 +316,7 @@ func (n *Node) handleUnsubscribe(c *Client, data []byte) {
 // unsubscribe removes a subscription with everything it entails.
 func (n *Node) unsubscribe(c *Client, s *subscription) {
 	n.dropSubscription(c, s)
+	n.debugEvent(c.app.ID, debugEntry{Type: "unsubscribed", SocketID: c.socketID, Channel: s.channel})
 	if s.member == nil {
 		return
 	}
@@ -492,4 +505,5 @@ func (n *Node) handleClientEvent(c *Client, f *protocol.Frame) {
 	}
 	n.meter.Published(c.app.ID, 1)
 	n.events.ClientEvent(c.app.ID, channel, pub.Event, pub.Data, c.socketID, pub.UserID)
+	n.debugEvent(c.app.ID, debugEntry{Type: "client_event", SocketID: c.socketID, Channel: channel, Event: pub.Event, Data: string(pub.Data), UserID: pub.UserID})
 }

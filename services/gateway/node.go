@@ -48,6 +48,9 @@ type Config struct {
 	// IPConnectionsPerMinute bounds new WebSocket connections per client
 	// IP across the cluster, before the upgrade (HTTP 429). 0: unlimited.
 	IPConnectionsPerMinute int
+	// DebugKey signs the tokens that open apps' debug streams (DebugToken);
+	// every node of a cluster needs the same. Empty: no debug stream.
+	DebugKey []byte
 }
 
 func (c *Config) setDefaults() {
@@ -85,6 +88,7 @@ type Node struct {
 	plans    billing.Plans
 	meter    *billing.Meter
 	events   EventSink
+	debug    debugState
 	hub      *hub
 	flushers []*flusher
 	nextFl   atomic.Uint32
@@ -285,6 +289,7 @@ func (n *Node) Publish(ctx context.Context, appID, channel string, pub *broker.P
 		return err
 	}
 	n.meter.Published(appID, 1)
+	n.debugEvent(appID, debugEntry{Type: "api_message", Channel: channel, Event: pub.Event, Data: string(pub.Data), SocketID: pub.ExcludeSocketID})
 	return nil
 }
 

@@ -24,6 +24,12 @@ const (
 	PrefixServerToUser     = "#server-to-user-"
 )
 
+// DebugChannel is the channel of an app's debug stream: Herald's own, for
+// the admin console. Its name is outside the names clients and apps may
+// use (ValidChannelName refuses it), so only the gateway's debug token
+// opens it and nobody can publish to it.
+const DebugChannel = "#herald-debug"
+
 // MaxChannelNameLength is the documented limit on channel names, prefix
 // included.
 const MaxChannelNameLength = 164
