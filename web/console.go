@@ -28,9 +28,26 @@ var templateFiles embed.FS
 
 // pages are parsed once; each page template defines "content" inside the
 // shared layout.
-var pages = map[string]*template.Template{
-	"login": template.Must(template.ParseFS(templateFiles, "templates/layout.html", "templates/login.html")),
-	"home":  template.Must(template.ParseFS(templateFiles, "templates/layout.html", "templates/home.html")),
+var pages = parsePages("login", "home", "error", "tenant", "app", "policy", "broadcast", "audit")
+
+// templateFuncs are the helpers the page templates share.
+var templateFuncs = template.FuncMap{"when": when}
+
+func parsePages(names ...string) map[string]*template.Template {
+	out := map[string]*template.Template{}
+	for _, name := range names {
+		out[name] = template.Must(template.New("layout.html").Funcs(templateFuncs).
+			ParseFS(templateFiles, "templates/layout.html", "templates/parts.html", "templates/"+name+".html"))
+	}
+	return out
+}
+
+// when shows a time the same way on every page: in UTC, to the second.
+func when(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }
 
 // Session cookie and login defaults (security.md §3).
@@ -102,6 +119,18 @@ func (con *Console) Routes(r fiber.Router) {
 	g.Post("/login", con.login)
 	g.Post("/logout", con.signedIn, con.checkCSRF, con.logout)
 	g.Get("/", con.signedIn, con.home)
+	for _, rt := range consoleRoutes {
+		handlers := []fiber.Handler{con.signedIn}
+		if rt.method != fiber.MethodGet {
+			handlers = append(handlers, con.checkCSRF)
+		}
+		handlers = append(handlers, con.authorize(rt), func(c *fiber.Ctx) error { return rt.handle(con, c) })
+		if rt.method == fiber.MethodGet {
+			g.Get(rt.path, handlers...) // and HEAD, like the other pages
+		} else {
+			g.Add(rt.method, rt.path, handlers...)
+		}
+	}
 }
 
 // consoleHeaders sets the security headers of security.md §3 on every
@@ -124,7 +153,7 @@ var consoleSecurityHeaders = map[string]string{
 	"Permissions-Policy":           "camera=(), microphone=(), geolocation=()",
 }
 
-func (con *Console) render(c *fiber.Ctx, status int, page string, data map[string]any) error {
+func (con *Console) render(c *fiber.Ctx, status int, page string, data any) error {
 	var b strings.Builder
 	if err := pages[page].ExecuteTemplate(&b, "layout", data); err != nil {
 		con.Log.Error("console template failed", "page", page, "err", err)
@@ -299,15 +328,14 @@ func (con *Console) signedIn(c *fiber.Ctx) error {
 
 // checkCSRF requires the session's CSRF token in a state-changing form.
 func (con *Console) checkCSRF(c *fiber.Ctx) error {
-	v := c.Locals(localViewer).(*viewer)
-	if !sameToken(v.session.CSRF, c.FormValue("csrf")) {
-		return fiber.NewError(fiber.StatusForbidden, "the form expired or did not come from this site: reload the page and try again")
+	if !sameToken(viewerOf(c).session.CSRF, c.FormValue("csrf")) {
+		return con.fail(c, fiber.StatusForbidden, "The form expired or did not come from this site. Reload the page and try again.")
 	}
 	return c.Next()
 }
 
 func (con *Console) logout(c *fiber.Ctx) error {
-	v := c.Locals(localViewer).(*viewer)
+	v := viewerOf(c)
 	if err := con.Users.DeleteSession(c.UserContext(), v.session.ID); err != nil {
 		con.Log.Error("console session delete failed", "err", err)
 	}
@@ -322,19 +350,20 @@ type tenantRow struct {
 	Apps   int
 }
 
+// homePage is the tenants list.
+type homePage struct {
+	frame
+	Tenants []tenantRow
+}
+
 // home lists the tenants the user can see: all of them for a platform
 // admin, else those of the user's memberships.
 func (con *Console) home(c *fiber.Ctx) error {
-	v := c.Locals(localViewer).(*viewer)
+	v := viewerOf(c)
 	ctx := c.UserContext()
 	all, err := con.Apps.Tenants(ctx)
 	if err != nil {
-		con.Log.Error("console tenant list failed", "err", err)
-		return fiber.NewError(fiber.StatusServiceUnavailable, "the console is temporarily unavailable, retry")
-	}
-	roles := map[string]string{}
-	for _, m := range v.memberships {
-		roles[m.TenantID] = string(m.Role)
+		return con.unavailable(c, "tenant list", err)
 	}
 	var rows []tenantRow
 	for _, t := range all {
@@ -343,13 +372,11 @@ func (con *Console) home(c *fiber.Ctx) error {
 		}
 		apps, err := con.Apps.Apps(ctx, t.ID)
 		if err != nil {
-			return fiber.NewError(fiber.StatusServiceUnavailable, "the console is temporarily unavailable, retry")
+			return con.unavailable(c, "app list", err)
 		}
-		role := roles[t.ID]
-		if role == "" {
-			role = "platform admin"
-		}
-		rows = append(rows, tenantRow{Tenant: t, Role: role, Apps: len(apps)})
+		rows = append(rows, tenantRow{Tenant: t, Role: v.roleIn(t.ID), Apps: len(apps)})
 	}
-	return con.render(c, fiber.StatusOK, "home", map[string]any{"Title": "Tenants", "User": v.user, "CSRF": v.session.CSRF, "Tenants": rows})
+	f := con.frame(c, "tenants", "Tenants")
+	f.Crumbs = nil // the tenants list is the top: nothing to lead back to
+	return con.render(c, fiber.StatusOK, "home", homePage{frame: f, Tenants: rows})
 }

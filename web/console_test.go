@@ -8,58 +8,161 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/heraldrt/herald/authz"
+	"github.com/heraldrt/herald/billing"
+	"github.com/heraldrt/herald/services/api"
 	"github.com/heraldrt/herald/services/audit"
+	"github.com/heraldrt/herald/services/broker"
+	"github.com/heraldrt/herald/services/gateway"
 	"github.com/heraldrt/herald/tenants"
 )
 
-// consoleFixture is a console on memory stores with tenants acme and
-// globex, an operator of acme and a platform admin.
+// consoleFixture is a console on memory stores with tenants acme (app
+// acme1, with two keys), globex (app globex1) and initech (no apps); an
+// owner, an operator and a viewer of acme, an owner of globex and a
+// platform admin. Its Manager publishes through a fake gateway.
 type consoleFixture struct {
-	app   *fiber.App
-	users *tenants.MemoryUsers
-	audit *audit.MemoryLog
-	now   time.Time
+	app     *fiber.App
+	con     *Console
+	store   *tenants.MemoryStore
+	users   *tenants.MemoryUsers
+	audit   *audit.MemoryLog
+	gateway *fakeGateway
+	manager *api.Manager
+	now     time.Time
+	// acmeKeys are acme1's keys, oldest first.
+	acmeKeys []string
 }
 
 const testPassword = "correct horse battery"
+
+// testHash is testPassword's hash, made once: argon2id is slow on
+// purpose, and most tests sign in without it (browser.signIn).
+var testHash = sync.OnceValues(func() (string, error) { return authz.HashPassword(testPassword) })
+
+// Users of the fixture, by role.
+const (
+	ownerEmail    = "owner@acme.test"
+	operatorEmail = "op@acme.test"
+	viewerEmail   = "viewer@acme.test"
+	outsiderEmail = "owner@globex.test"
+	adminEmail    = "admin@herald.test"
+)
 
 func newConsole(t *testing.T) *consoleFixture {
 	t.Helper()
 	ctx := context.Background()
 	store := tenants.NewMemoryStore()
-	for _, id := range []string{"acme", "globex"} {
+	for _, id := range []string{"acme", "globex", "initech"} {
 		if err := store.CreateTenant(ctx, &tenants.Tenant{ID: id, Name: strings.ToUpper(id[:1]) + id[1:], Plan: "free"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	f := &consoleFixture{users: tenants.NewMemoryUsers(store), audit: audit.NewMemoryLog(), now: time.Unix(1_800_000_000, 0)}
-	hash, err := authz.HashPassword(testPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	op := tenants.NewUser("op@acme.test", hash)
-	admin := tenants.NewUser("admin@herald.test", hash)
-	admin.PlatformAdmin = true
-	for _, u := range []*tenants.User{op, admin} {
-		if err := f.users.CreateUser(ctx, u); err != nil {
+	f := &consoleFixture{store: store, users: tenants.NewMemoryUsers(store), audit: audit.NewMemoryLog(),
+		gateway: &fakeGateway{subscriptions: map[string]int{}}, now: time.Unix(1_800_000_000, 0)}
+	for _, a := range []struct{ id, tenant, name string }{{"acme1", "acme", "Acme Chat"}, {"globex1", "globex", "Globex Feed"}} {
+		app := tenants.NewApp(a.name)
+		app.ID, app.TenantID = a.id, a.tenant
+		if err := store.PutApp(ctx, app); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := f.users.SetMembership(ctx, tenants.Membership{UserID: op.ID, TenantID: "acme", Role: tenants.RoleOperator}); err != nil {
+	second, err := store.CreateKey(ctx, "acme1")
+	if err != nil {
 		t.Fatal(err)
 	}
-	con := &Console{Users: f.users, Apps: store, RBAC: authz.NewConsoleRBAC(), Audit: f.audit,
-		Limiter: authz.NewLimiter(authz.LimiterOptions{}), Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return f.now }}
+	acme1, _ := store.AppByID(ctx, "acme1")
+	f.acmeKeys = []string{acme1.Keys[0].Key, second.Key}
+
+	hash, err := testHash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := []struct {
+		email, tenant string
+		role          tenants.Role
+	}{
+		{ownerEmail, "acme", tenants.RoleOwner}, {operatorEmail, "acme", tenants.RoleOperator},
+		{viewerEmail, "acme", tenants.RoleViewer}, {outsiderEmail, "globex", tenants.RoleOwner},
+	}
+	for _, m := range members {
+		u := tenants.NewUser(m.email, hash)
+		if err := f.users.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.users.SetMembership(ctx, tenants.Membership{UserID: u.ID, TenantID: m.tenant, Role: m.role}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin := tenants.NewUser(adminEmail, hash)
+	admin.PlatformAdmin = true
+	if err := f.users.CreateUser(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+
+	log := slog.New(slog.DiscardHandler)
+	limiter := authz.NewLimiter(authz.LimiterOptions{})
+	f.manager = &api.Manager{Apps: store, Gateway: f.gateway, Plans: billing.NewMemoryPlans(),
+		Policies: authz.NewPolicies(authz.NewMemoryPolicies(), 0), Audit: f.audit, Limiter: limiter, Log: log}
+	f.con = &Console{Users: f.users, Apps: store, Manager: f.manager, RBAC: authz.NewConsoleRBAC(), Audit: f.audit,
+		Limiter: limiter, Log: log, Now: func() time.Time { return f.now }}
 	f.app = fiber.New()
-	con.Routes(f.app)
+	f.con.Routes(f.app)
 	return f
+}
+
+// fakeGateway is the Manager's view of the cluster: it records
+// publishes and answers subscription counts from a map.
+type fakeGateway struct {
+	mu            sync.Mutex
+	subscriptions map[string]int // "app/channel" → subscriptions
+	published     []published
+	meter         billing.Meter
+}
+
+type published struct {
+	app, channel, event, data string
+}
+
+var _ api.Gateway = (*fakeGateway)(nil)
+
+func (g *fakeGateway) Publish(_ context.Context, appID, channel string, pub *broker.Publication) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.published = append(g.published, published{appID, channel, pub.Event, string(pub.Data)})
+	return nil
+}
+
+func (g *fakeGateway) Channels(context.Context, string, string, bool) ([]gateway.ChannelInfo, error) {
+	return nil, nil
+}
+
+func (g *fakeGateway) Channel(_ context.Context, appID, channel string) (gateway.ChannelInfo, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return gateway.ChannelInfo{Name: channel, Subscriptions: g.subscriptions[appID+"/"+channel]}, nil
+}
+
+func (g *fakeGateway) Users(context.Context, string, string) ([]string, error) { return nil, nil }
+
+func (g *fakeGateway) TerminateUser(context.Context, string, string) error { return nil }
+
+func (g *fakeGateway) InvalidateApp(context.Context, string) error { return nil }
+
+func (g *fakeGateway) Meter() *billing.Meter { return &g.meter }
+
+func (g *fakeGateway) sent() []published {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.published)
 }
 
 // browser keeps cookies like a browser would for one site.
@@ -67,6 +170,8 @@ type browser struct {
 	t       *testing.T
 	f       *consoleFixture
 	cookies map[string]string
+	// token is the session's CSRF token after signIn.
+	token string
 }
 
 func (f *consoleFixture) browser(t *testing.T) *browser {
@@ -111,6 +216,48 @@ func (b *browser) csrf(page string) string {
 		b.t.Fatalf("no CSRF field in:\n%s", page)
 	}
 	return m[1]
+}
+
+// signIn starts a session for the user directly in the store, as a
+// successful login would, without the cost of checking a password.
+func (b *browser) signIn(email string) *browser {
+	b.t.Helper()
+	ctx := context.Background()
+	u, err := b.f.users.UserByEmail(ctx, email)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	s := tenants.Session{ID: randomToken(), UserID: u.ID, CSRF: randomToken(), CreatedAt: b.f.now, LastSeen: b.f.now, ExpiresAt: b.f.now.Add(DefaultLifetime)}
+	if err := b.f.users.CreateSession(ctx, s); err != nil {
+		b.t.Fatal(err)
+	}
+	b.cookies[sessionCookie], b.token = s.ID, s.CSRF
+	return b
+}
+
+// get fetches a page.
+func (b *browser) get(path string) (int, string) {
+	b.t.Helper()
+	resp, page := b.do(http.MethodGet, path, nil)
+	return resp.StatusCode, page
+}
+
+// post submits a form with the session's CSRF token.
+func (b *browser) post(path string, form url.Values) (*http.Response, string) {
+	b.t.Helper()
+	if form == nil {
+		form = url.Values{}
+	}
+	form.Set("csrf", b.token)
+	return b.do(http.MethodPost, path, form)
+}
+
+// wrongToken returns a token that differs from token in its first digit.
+func wrongToken(token string) string {
+	if token[0] == '0' {
+		return "1" + token[1:]
+	}
+	return "0" + token[1:]
 }
 
 func (b *browser) login(email, password string) *http.Response {
@@ -207,7 +354,7 @@ func TestConsoleSessions(t *testing.T) {
 	if resp, _ := b.do(http.MethodPost, "/console/logout", url.Values{}); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("logout without CSRF: %d", resp.StatusCode)
 	}
-	if resp, _ := b.do(http.MethodPost, "/console/logout", url.Values{"csrf": {"0" + csrf[1:]}}); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := b.do(http.MethodPost, "/console/logout", url.Values{"csrf": {wrongToken(csrf)}}); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("logout with a wrong CSRF token: %d", resp.StatusCode)
 	}
 	stolen := b.cookies[sessionCookie]
