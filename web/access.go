@@ -61,6 +61,10 @@ var consoleRoutes = []consoleRoute{
 	{fiber.MethodPost, "/apps/:app/policy/check", scopeApp, authz.PermView, (*Console).checkPolicy},
 	{fiber.MethodGet, "/apps/:app/broadcast", scopeApp, authz.PermBroadcast, (*Console).broadcastPage},
 	{fiber.MethodPost, "/apps/:app/broadcast", scopeApp, authz.PermBroadcast, (*Console).broadcast},
+	{fiber.MethodGet, "/apps/:app/live", scopeApp, authz.PermView, (*Console).livePage},
+	{fiber.MethodGet, "/apps/:app/live.json", scopeApp, authz.PermView, (*Console).liveData},
+	{fiber.MethodGet, "/apps/:app/debug", scopeApp, authz.PermDebug, (*Console).debugPage},
+	{fiber.MethodPost, "/apps/:app/debug/token", scopeApp, authz.PermDebug, (*Console).debugToken},
 	{fiber.MethodGet, "/audit", scopeChain, authz.PermView, (*Console).auditPage},
 	{fiber.MethodGet, "/audit/export", scopeChain, authz.PermView, (*Console).exportAudit},
 	{fiber.MethodPost, "/audit/verify", scopeChain, authz.PermView, (*Console).verifyAudit},
@@ -194,7 +198,7 @@ func appCrumb(app *tenants.App) crumb {
 // perms are the permissions the pages show or hide forms by. The routes
 // check them again: hiding a form is a courtesy, not the control.
 type perms struct {
-	ManageApps, ManageKeys, ManagePolicies, Broadcast, ManageTenants bool
+	ManageApps, ManageKeys, ManagePolicies, Broadcast, Debug, ManageTenants bool
 }
 
 // frame is what the layout needs of every signed-in page.
@@ -233,7 +237,7 @@ func (con *Console) frame(c *fiber.Ctx, nav, title string, crumbs ...crumb) fram
 		}
 		f.Tenant, f.Role = t, v.roleIn(t.ID)
 		f.Can = perms{ManageApps: allowed(authz.PermManageApps), ManageKeys: allowed(authz.PermManageKeys),
-			ManagePolicies: allowed(authz.PermManagePolicies), Broadcast: allowed(authz.PermBroadcast),
+			ManagePolicies: allowed(authz.PermManagePolicies), Broadcast: allowed(authz.PermBroadcast), Debug: allowed(authz.PermDebug),
 			ManageTenants: allowed(authz.PermManageTenants)}
 	}
 	return f

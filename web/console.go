@@ -28,7 +28,7 @@ var templateFiles embed.FS
 
 // pages are parsed once; each page template defines "content" inside the
 // shared layout.
-var pages = parsePages("login", "home", "error", "tenant", "app", "policy", "broadcast", "audit")
+var pages = parsePages("login", "home", "error", "tenant", "app", "policy", "broadcast", "audit", "live", "debug")
 
 // templateFuncs are the helpers the page templates share.
 var templateFuncs = template.FuncMap{"when": when}
@@ -82,11 +82,13 @@ type Console struct {
 	// Manager makes every change, exactly as the management API does:
 	// validated, announced to every node and audited.
 	Manager *api.Manager
-	RBAC    *authz.ConsoleRBAC
-	Audit   audit.Log
-	Limiter *authz.Limiter
-	Proxies gateway.Proxies
-	Log     *slog.Logger
+	// DebugKey signs debug-stream tokens; the gateway's Config.DebugKey.
+	DebugKey []byte
+	RBAC     *authz.ConsoleRBAC
+	Audit    audit.Log
+	Limiter  *authz.Limiter
+	Proxies  gateway.Proxies
+	Log      *slog.Logger
 	// Now is the clock; Idle and Lifetime bound a session (defaults 30
 	// min idle, 12 h absolute).
 	Now      func() time.Time

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -55,6 +56,7 @@ const (
 	viewerEmail   = "viewer@acme.test"
 	outsiderEmail = "owner@globex.test"
 	adminEmail    = "admin@herald.test"
+	testDebugKey  = "debug key of the test cluster"
 )
 
 func newConsole(t *testing.T) *consoleFixture {
@@ -113,7 +115,7 @@ func newConsole(t *testing.T) *consoleFixture {
 	f.manager = &api.Manager{Apps: store, Gateway: f.gateway, Plans: billing.NewMemoryPlans(),
 		Policies: authz.NewPolicies(authz.NewMemoryPolicies(), 0), Audit: f.audit, Limiter: limiter, Log: log}
 	f.con = &Console{Users: f.users, Apps: store, Manager: f.manager, RBAC: authz.NewConsoleRBAC(), Audit: f.audit,
-		Limiter: limiter, Log: log, Now: func() time.Time { return f.now }}
+		Limiter: limiter, Log: log, Now: func() time.Time { return f.now }, DebugKey: []byte(testDebugKey)}
 	f.app = fiber.New()
 	f.con.Routes(f.app)
 	return f
@@ -123,7 +125,8 @@ func newConsole(t *testing.T) *consoleFixture {
 // publishes and answers subscription counts from a map.
 type fakeGateway struct {
 	mu            sync.Mutex
-	subscriptions map[string]int // "app/channel" → subscriptions
+	subscriptions map[string]int            // "app/channel" → subscriptions
+	connections   map[string]map[string]int // app → node → connections
 	published     []published
 	meter         billing.Meter
 }
@@ -141,8 +144,22 @@ func (g *fakeGateway) Publish(_ context.Context, appID, channel string, pub *bro
 	return nil
 }
 
-func (g *fakeGateway) Channels(context.Context, string, string, bool) ([]gateway.ChannelInfo, error) {
-	return nil, nil
+func (g *fakeGateway) Channels(_ context.Context, appID, _ string, _ bool) ([]gateway.ChannelInfo, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []gateway.ChannelInfo
+	for k, n := range g.subscriptions {
+		if app, channel, _ := strings.Cut(k, "/"); app == appID && n > 0 {
+			out = append(out, gateway.ChannelInfo{Name: channel, Subscriptions: n})
+		}
+	}
+	return out, nil
+}
+
+func (g *fakeGateway) ConnectionsByNode(_ context.Context, appID string) (map[string]int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return maps.Clone(g.connections[appID]), nil
 }
 
 func (g *fakeGateway) Channel(_ context.Context, appID, channel string) (gateway.ChannelInfo, error) {

@@ -194,7 +194,7 @@ func (m *Main) routes() {
 	rest.IPRequestsPerSecond, rest.TrustedProxies = m.Config.IPRequestsPerSecond, m.node.Config().TrustedProxies
 	rest.ManageRoutes(m.http)
 	rest.Routes(m.http)
-	console := &web.Console{Users: m.backends.users, Apps: m.apps, Manager: rest.Manager, RBAC: authz.NewConsoleRBAC(), Audit: m.backends.audit,
+	console := &web.Console{Users: m.backends.users, Apps: m.apps, Manager: rest.Manager, DebugKey: m.debugKey, RBAC: authz.NewConsoleRBAC(), Audit: m.backends.audit,
 		Limiter: m.backends.limiter, Proxies: m.node.Config().TrustedProxies, Log: m.Log}
 	console.Routes(m.http)
 	web.Routes(m.http)

@@ -29,6 +29,7 @@ type Gateway interface {
 	Users(ctx context.Context, appID, channel string) ([]string, error)
 	TerminateUser(ctx context.Context, appID, userID string) error
 	InvalidateApp(ctx context.Context, appID string) error
+	ConnectionsByNode(ctx context.Context, appID string) (map[string]int, error)
 	Meter() *billing.Meter
 }
 
