@@ -36,6 +36,8 @@ type backends struct {
 	limiter   *authz.Limiter
 	audit     audit.Log
 	users     tenants.Users
+	usage     billing.UsageStore
+	node      string // this node's id in the cluster
 	checks    map[string]api.Check
 	metrics   func(*strings.Builder) // the backends' own counters, or nil
 	closers   []func()
@@ -48,13 +50,17 @@ func (b *backends) close() {
 }
 
 func openBackends(ctx context.Context, cfg *Config, log *slog.Logger) (*backends, error) {
-	b := &backends{checks: map[string]api.Check{}}
+	b := &backends{checks: map[string]api.Check{}, node: cfg.NodeID}
+	if b.node == "" {
+		b.node = randomNodeID()
+	}
 	if cfg.DatabaseURL == "" {
 		b.apps = tenants.NewMemoryStore()
 		b.policies = authz.NewMemoryPolicies()
 		b.plans = billing.NewMemoryPlans()
 		b.audit = audit.NewMemoryLog()
 		b.users = tenants.NewMemoryUsers(b.apps)
+		b.usage = billing.NewMemoryUsage()
 		if cfg.Migrate {
 			return b, fmt.Errorf("--migrate needs a database: set HERALD_DATABASE_URL")
 		}
@@ -81,6 +87,7 @@ func openBackends(ctx context.Context, cfg *Config, log *slog.Logger) (*backends
 		b.plans = billing.NewPostgresPlans(pool, 0)
 		b.audit = audit.NewPostgresLog(pool)
 		b.users = tenants.NewPostgresUsers(pool)
+		b.usage = billing.NewPostgresUsage(pool)
 		b.checks["postgres"] = func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("postgres unreachable: %v", err)
@@ -107,10 +114,7 @@ func openBackends(ctx context.Context, cfg *Config, log *slog.Logger) (*backends
 		opts.DialerRetries = 1
 		client := redis.NewClient(opts)
 		b.closers = append(b.closers, func() { _ = client.Close() })
-		node := cfg.NodeID
-		if node == "" {
-			node = randomNodeID()
-		}
+		node := b.node
 		rb := broker.NewRedis(client, broker.RedisOptions{Prefix: cfg.RedisPrefix, ClusterKey: []byte(cfg.ClusterKey), Log: log})
 		b.broker = rb
 		b.presence = presence.NewRedis(client, presence.RedisPresenceOptions{Prefix: cfg.RedisPrefix, TTL: cfg.PresenceTTL})
