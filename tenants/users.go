@@ -139,6 +139,8 @@ type Users interface {
 	DeleteSession(ctx context.Context, id string) error
 	// DeleteUserSessions deletes every session of the user.
 	DeleteUserSessions(ctx context.Context, userID string) error
+
+	Invites
 }
 
 // Limits of an email address, in bytes (RFC 5321 allows 254 in a path).

@@ -21,6 +21,7 @@ type MemoryUsers struct {
 	byEmail  map[string]string          // normalised email → user id
 	members  map[string]map[string]Role // tenant id → user id → role
 	sessions map[[sha256.Size]byte]Session
+	invites  map[[sha256.Size]byte]*memoryInvite // by token hash
 }
 
 var _ Users = (*MemoryUsers)(nil)
@@ -259,4 +260,87 @@ func (m *MemoryUsers) deleteUserSessions(userID string) {
 			delete(m.sessions, k)
 		}
 	}
+}
+
+// memoryInvite is a stored invite and whether it was used.
+type memoryInvite struct {
+	Invite
+	used bool
+}
+
+func (m *MemoryUsers) CreateInvite(ctx context.Context, inv Invite) error {
+	if err := prepareInvite(&inv); err != nil {
+		return err
+	}
+	if _, err := m.tenants.Tenant(ctx, inv.TenantID); errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("%w: tenant %q", ErrNotFound, inv.TenantID)
+	} else if err != nil {
+		return err
+	}
+	key := inviteKey(inv.Token)
+	inv.Token = "" // only the hash is kept
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.invites == nil {
+		m.invites = map[[sha256.Size]byte]*memoryInvite{}
+	}
+	if _, ok := m.invites[key]; ok {
+		return fmt.Errorf("%w: invite token is taken", ErrConflict)
+	}
+	m.invites[key] = &memoryInvite{Invite: inv}
+	return nil
+}
+
+// pendingInvite returns the invite of token if it is neither used nor
+// expired at now; the caller holds m.mu.
+func (m *MemoryUsers) pendingInvite(token string, now time.Time) (*memoryInvite, bool) {
+	inv, ok := m.invites[inviteKey(token)]
+	if !ok || inv.used || !now.Before(inv.ExpiresAt) {
+		return nil, false
+	}
+	return inv, true
+}
+
+func (m *MemoryUsers) Invite(_ context.Context, token string, now time.Time) (*Invite, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	inv, ok := m.pendingInvite(token, now)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	c := inv.Invite
+	c.Token = token
+	return &c, nil
+}
+
+func (m *MemoryUsers) ConsumeInvite(_ context.Context, token string, now time.Time) (*Invite, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	inv, ok := m.pendingInvite(token, now)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	inv.used = true
+	c := inv.Invite
+	c.Token = token
+	return &c, nil
+}
+
+func (m *MemoryUsers) Invites(_ context.Context, tenantID string) ([]Invite, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	now := time.Now()
+	out := []Invite{}
+	for _, inv := range m.invites {
+		if inv.TenantID == tenantID && !inv.used && now.Before(inv.ExpiresAt) {
+			out = append(out, inv.Invite)
+		}
+	}
+	slices.SortFunc(out, func(a, b Invite) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Email, b.Email)
+	})
+	return out, nil
 }

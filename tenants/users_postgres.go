@@ -306,3 +306,71 @@ func (p *PostgresUsers) DeleteUserSessions(ctx context.Context, userID string) e
 	_, err := p.pool.Exec(ctx, `DELETE FROM console_sessions WHERE user_id = $1`, userID)
 	return dbError("delete user sessions", err)
 }
+
+func (p *PostgresUsers) CreateInvite(ctx context.Context, inv Invite) error {
+	if err := prepareInvite(&inv); err != nil {
+		return err
+	}
+	if !ValidTenantID(inv.TenantID) {
+		return fmt.Errorf("%w: tenant %q", ErrNotFound, inv.TenantID)
+	}
+	key := inviteKey(inv.Token)
+	_, err := p.pool.Exec(ctx, `INSERT INTO console_invites (token_sha256, tenant_id, email, role, created_by, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, key[:], inv.TenantID, inv.Email, inv.Role, inv.CreatedBy, inv.CreatedAt, inv.ExpiresAt)
+	switch {
+	case hasCode(err, foreignKeyViolation):
+		return fmt.Errorf("%w: tenant %q", ErrNotFound, inv.TenantID)
+	case hasCode(err, uniqueViolation):
+		return fmt.Errorf("%w: invite token is taken", ErrConflict)
+	}
+	return dbError("create invite", err)
+}
+
+const inviteColumns = `tenant_id, email, role, created_by, created_at, expires_at`
+
+// scanInvite reads the inviteColumns of one row into an invite with token.
+func scanInvite(row pgx.Row, token string) (*Invite, error) {
+	inv := Invite{Token: token}
+	if err := row.Scan(&inv.TenantID, &inv.Email, &inv.Role, &inv.CreatedBy, &inv.CreatedAt, &inv.ExpiresAt); err != nil {
+		return nil, err
+	}
+	return &inv, nil
+}
+
+func (p *PostgresUsers) Invite(ctx context.Context, token string, now time.Time) (*Invite, error) {
+	key := inviteKey(token)
+	inv, err := scanInvite(p.pool.QueryRow(ctx, `SELECT `+inviteColumns+` FROM console_invites
+		WHERE token_sha256 = $1 AND used_at IS NULL AND expires_at > $2`, key[:], now), token)
+	return inv, dbError("invite", err)
+}
+
+func (p *PostgresUsers) ConsumeInvite(ctx context.Context, token string, now time.Time) (*Invite, error) {
+	key := inviteKey(token)
+	// One statement: the row lock makes a concurrent consume wait, then
+	// re-check used_at and find the invite used.
+	inv, err := scanInvite(p.pool.QueryRow(ctx, `UPDATE console_invites SET used_at = $2
+		WHERE token_sha256 = $1 AND used_at IS NULL AND expires_at > $2
+		RETURNING `+inviteColumns, key[:], now), token)
+	return inv, dbError("consume invite", err)
+}
+
+func (p *PostgresUsers) Invites(ctx context.Context, tenantID string) ([]Invite, error) {
+	if !ValidTenantID(tenantID) {
+		return []Invite{}, nil
+	}
+	rows, err := p.pool.Query(ctx, `SELECT `+inviteColumns+` FROM console_invites
+		WHERE tenant_id = $1 AND used_at IS NULL AND expires_at > $2 ORDER BY created_at, email`, tenantID, time.Now())
+	if err != nil {
+		return nil, dbError("invites", err)
+	}
+	out := []Invite{}
+	for rows.Next() {
+		inv, err := scanInvite(rows, "")
+		if err != nil {
+			rows.Close()
+			return nil, dbError("invites", err)
+		}
+		out = append(out, *inv)
+	}
+	return out, dbError("invites", rows.Err())
+}

@@ -473,6 +473,94 @@ func testUsers(t *testing.T, newUsers func(t *testing.T) (Users, Store)) {
 			wantErr(t, "CreateSession("+name+")", us.CreateSession(ctx, s), ErrInvalid)
 		}
 	})
+
+	t.Run("invites", func(t *testing.T) {
+		us, s := newUsers(t)
+		mustTenant(t, s, "acme")
+		mustTenant(t, s, "globex")
+		now := time.Now().Truncate(time.Microsecond)
+		newInvite := func(token, tenantID, email string) Invite {
+			return Invite{Token: token, TenantID: tenantID, Email: email, Role: RoleOperator, CreatedBy: "user:owner@acme.test",
+				CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		}
+		if invs, err := us.Invites(ctx, "acme"); err != nil || len(invs) != 0 {
+			t.Fatalf("Invites(empty) = %v, %v", invs, err)
+		}
+		a := newInvite("token-a", "acme", " Ann@Example.COM ")
+		if err := us.CreateInvite(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		b := newInvite("token-b", "acme", "bob@example.com")
+		b.CreatedAt = now.Add(time.Second)
+		if err := us.CreateInvite(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if err := us.CreateInvite(ctx, newInvite("token-g", "globex", "gil@example.com")); err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, "CreateInvite(same token)", us.CreateInvite(ctx, newInvite("token-a", "acme", "x@example.com")), ErrConflict)
+		wantErr(t, "CreateInvite(unknown tenant)", us.CreateInvite(ctx, newInvite("token-x", "nowhere", "x@example.com")), ErrNotFound)
+		for name, change := range map[string]func(*Invite){
+			"no token":  func(i *Invite) { i.Token = "" },
+			"bad email": func(i *Invite) { i.Email = "not an email" },
+			"bad role":  func(i *Invite) { i.Role = "admin" },
+			"no expiry": func(i *Invite) { i.ExpiresAt = time.Time{} },
+		} {
+			inv := newInvite("token-v", "acme", "v@example.com")
+			change(&inv)
+			wantErr(t, "CreateInvite("+name+")", us.CreateInvite(ctx, inv), ErrInvalid)
+		}
+
+		invs, err := us.Invites(ctx, "acme")
+		if err != nil || len(invs) != 2 || invs[0].Email != "ann@example.com" || invs[1].Email != "bob@example.com" ||
+			invs[0].Token != "" || invs[0].Role != RoleOperator || !invs[0].ExpiresAt.Equal(now.Add(time.Hour)) ||
+			invs[0].CreatedBy != "user:owner@acme.test" {
+			t.Fatalf("Invites(acme) = %+v, %v", invs, err)
+		}
+
+		got, err := us.Invite(ctx, "token-a", now)
+		if err != nil || got.Email != "ann@example.com" || got.TenantID != "acme" || got.Token != "token-a" {
+			t.Fatalf("Invite = %+v, %v", got, err)
+		}
+		_, err = us.Invite(ctx, "token-a", now.Add(time.Hour))
+		wantErr(t, "Invite(expired)", err, ErrNotFound)
+		_, err = us.ConsumeInvite(ctx, "token-a", now.Add(time.Hour))
+		wantErr(t, "ConsumeInvite(expired)", err, ErrNotFound)
+		_, err = us.ConsumeInvite(ctx, "unknown", now)
+		wantErr(t, "ConsumeInvite(unknown)", err, ErrNotFound)
+
+		got, err = us.ConsumeInvite(ctx, "token-a", now)
+		if err != nil || got.Email != "ann@example.com" || got.Role != RoleOperator || got.TenantID != "acme" {
+			t.Fatalf("ConsumeInvite = %+v, %v", got, err)
+		}
+		_, err = us.ConsumeInvite(ctx, "token-a", now)
+		wantErr(t, "ConsumeInvite(used)", err, ErrNotFound)
+		_, err = us.Invite(ctx, "token-a", now)
+		wantErr(t, "Invite(used)", err, ErrNotFound)
+		if invs, err := us.Invites(ctx, "acme"); err != nil || len(invs) != 1 || invs[0].Email != "bob@example.com" {
+			t.Errorf("Invites after a use = %+v, %v", invs, err)
+		}
+
+		// Of concurrent consumes of one invite, exactly one wins.
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins := 0
+		for range 8 {
+			wg.Go(func() {
+				if _, err := us.ConsumeInvite(ctx, "token-b", now); err == nil {
+					mu.Lock()
+					wins++
+					mu.Unlock()
+				} else if !errors.Is(err, ErrNotFound) {
+					t.Errorf("concurrent ConsumeInvite: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if wins != 1 {
+			t.Errorf("%d concurrent consumes won, want 1", wins)
+		}
+	})
 }
 
 func TestMemoryUsers(t *testing.T) {

@@ -47,9 +47,14 @@ type consoleRoute struct {
 
 var consoleRoutes = []consoleRoute{
 	{fiber.MethodGet, "/tenants/:tenant", scopeTenant, authz.PermView, (*Console).tenantPage},
+	{fiber.MethodGet, "/tenants/:tenant/usage", scopeTenant, authz.PermView, (*Console).usagePage},
 	{fiber.MethodPost, "/tenants/:tenant/apps", scopeTenant, authz.PermManageApps, (*Console).createApp},
 	{fiber.MethodPost, "/tenants/:tenant/suspend", scopeTenant, authz.PermManageTenants, (*Console).suspendTenant},
 	{fiber.MethodPost, "/tenants/:tenant/activate", scopeTenant, authz.PermManageTenants, (*Console).activateTenant},
+	{fiber.MethodGet, "/tenants/:tenant/members", scopeTenant, authz.PermView, (*Console).membersPage},
+	{fiber.MethodPost, "/tenants/:tenant/members/invite", scopeTenant, authz.PermManageMembers, (*Console).inviteMember},
+	{fiber.MethodPost, "/tenants/:tenant/members/:user/role", scopeTenant, authz.PermManageMembers, (*Console).setMemberRole},
+	{fiber.MethodPost, "/tenants/:tenant/members/:user/remove", scopeTenant, authz.PermManageMembers, (*Console).removeMember},
 	{fiber.MethodGet, "/apps/:app", scopeApp, authz.PermView, (*Console).appPage},
 	{fiber.MethodPost, "/apps/:app/settings", scopeApp, authz.PermManageApps, (*Console).saveSettings},
 	{fiber.MethodPost, "/apps/:app/disable", scopeApp, authz.PermManageApps, (*Console).disableApp},

@@ -17,6 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/heraldrt/herald/authz"
+	"github.com/heraldrt/herald/billing"
 	"github.com/heraldrt/herald/services/api"
 	"github.com/heraldrt/herald/services/audit"
 	"github.com/heraldrt/herald/services/gateway"
@@ -28,7 +29,7 @@ var templateFiles embed.FS
 
 // pages are parsed once; each page template defines "content" inside the
 // shared layout.
-var pages = parsePages("login", "home", "error", "tenant", "app", "policy", "broadcast", "audit", "live", "debug")
+var pages = parsePages("login", "home", "error", "tenant", "app", "policy", "broadcast", "audit", "live", "debug", "usage", "members", "join", "signup")
 
 // templateFuncs are the helpers the page templates share.
 var templateFuncs = template.FuncMap{"when": when}
@@ -72,6 +73,9 @@ type Users interface {
 	Session(ctx context.Context, id string) (*tenants.Session, error)
 	TouchSession(ctx context.Context, id string, lastSeen time.Time) error
 	DeleteSession(ctx context.Context, id string) error
+	Members(ctx context.Context, tenantID string) ([]tenants.Membership, error)
+	Invite(ctx context.Context, token string, now time.Time) (*tenants.Invite, error)
+	Invites(ctx context.Context, tenantID string) ([]tenants.Invite, error)
 }
 
 // Console serves the admin console under /console. Its zero values are
@@ -84,16 +88,22 @@ type Console struct {
 	Manager *api.Manager
 	// DebugKey signs debug-stream tokens; the gateway's Config.DebugKey.
 	DebugKey []byte
-	RBAC     *authz.ConsoleRBAC
-	Audit    audit.Log
-	Limiter  *authz.Limiter
-	Proxies  gateway.Proxies
-	Log      *slog.Logger
+	// Usage holds the apps' usage by minute, for the usage page.
+	Usage   billing.UsageStore
+	RBAC    *authz.ConsoleRBAC
+	Audit   audit.Log
+	Limiter *authz.Limiter
+	Proxies gateway.Proxies
+	Log     *slog.Logger
 	// Now is the clock; Idle and Lifetime bound a session (defaults 30
 	// min idle, 12 h absolute).
 	Now      func() time.Time
 	Idle     time.Duration
 	Lifetime time.Duration
+	// SignUp says who may create an account: "off" (the default, also
+	// when empty) and "invite" only through invite links, "open" anyone,
+	// who then gets a new tenant on the free plan (/console/signup).
+	SignUp string
 }
 
 // viewer is the signed-in user of a request.
@@ -121,6 +131,10 @@ func (con *Console) Routes(r fiber.Router) {
 	g.Post("/login", con.login)
 	g.Post("/logout", con.signedIn, con.checkCSRF, con.logout)
 	g.Get("/", con.signedIn, con.home)
+	g.Get("/join/:token", con.joinPage)
+	g.Post("/join/:token", con.join)
+	g.Get("/signup", con.signupPage)
+	g.Post("/signup", con.signup)
 	for _, rt := range consoleRoutes {
 		handlers := []fiber.Handler{con.signedIn}
 		if rt.method != fiber.MethodGet {
@@ -208,7 +222,8 @@ func (con *Console) loginPage(c *fiber.Ctx) error {
 func (con *Console) showLogin(c *fiber.Ctx, status int, email, problem string) error {
 	token := randomToken()
 	con.setCookie(c, loginCSRFCookie, token, time.Hour)
-	return con.render(c, status, "login", map[string]any{"Title": "Sign in", "CSRF": token, "Email": email, "Error": problem})
+	return con.render(c, status, "login", map[string]any{"Title": "Sign in", "CSRF": token, "Email": email, "Error": problem,
+		"SignUpOpen": con.SignUp == SignUpOpen})
 }
 
 // Login attempts are limited per client IP and per (account, IP) pair, so
@@ -245,16 +260,25 @@ func (con *Console) login(c *fiber.Ctx) error {
 		con.auditLogin(c, user, email, "login.failed")
 		return con.showLogin(c, fiber.StatusUnauthorized, email, "Wrong email or password.")
 	}
+	if _, err := con.startSession(c, user); err != nil {
+		return err
+	}
+	con.auditLogin(c, user, email, "login")
+	return c.Redirect("/console/", fiber.StatusSeeOther)
+}
+
+// startSession signs user in: a new session, its cookie, and the login
+// form's CSRF cookie cleared.
+func (con *Console) startSession(c *fiber.Ctx, user *tenants.User) (*tenants.Session, error) {
 	now := con.Now()
 	s := tenants.Session{ID: randomToken(), UserID: user.ID, CSRF: randomToken(), CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(con.Lifetime)}
-	if err := con.Users.CreateSession(ctx, s); err != nil {
+	if err := con.Users.CreateSession(c.UserContext(), s); err != nil {
 		con.Log.Error("console session create failed", "err", err)
-		return fiber.NewError(fiber.StatusServiceUnavailable, "sign-in is temporarily unavailable, retry")
+		return nil, fiber.NewError(fiber.StatusServiceUnavailable, "sign-in is temporarily unavailable, retry")
 	}
 	con.clearCookie(c, loginCSRFCookie)
 	con.setCookie(c, sessionCookie, s.ID, con.Lifetime)
-	con.auditLogin(c, user, email, "login")
-	return c.Redirect("/console/", fiber.StatusSeeOther)
+	return &s, nil
 }
 
 // auditLogin records a sign-in or a failed one in the platform chain. An

@@ -28,15 +28,24 @@ func fixed(path string, form url.Values) func(*consoleFixture) (string, url.Valu
 // method and path pattern; TestConsoleRouteMatrix fails on a route without
 // one, so a new route cannot skip the matrix.
 var routeSamples = map[string]routeSample{
-	"GET /tenants/:tenant":           {fixed("/console/tenants/acme", nil), http.StatusOK},
-	"POST /tenants/:tenant/apps":     {fixed("/console/tenants/acme/apps", url.Values{"name": {"Acme Ops"}}), http.StatusCreated},
-	"POST /tenants/:tenant/suspend":  {fixed("/console/tenants/acme/suspend", url.Values{}), http.StatusSeeOther},
-	"POST /tenants/:tenant/activate": {fixed("/console/tenants/acme/activate", url.Values{}), http.StatusSeeOther},
-	"GET /apps/:app":                 {fixed("/console/apps/acme1", nil), http.StatusOK},
-	"POST /apps/:app/settings":       {fixed("/console/apps/acme1/settings", url.Values{"name": {"Acme Chat 2"}, "client_events": {"1"}}), http.StatusSeeOther},
-	"POST /apps/:app/disable":        {fixed("/console/apps/acme1/disable", url.Values{}), http.StatusSeeOther},
-	"POST /apps/:app/enable":         {fixed("/console/apps/acme1/enable", url.Values{}), http.StatusSeeOther},
-	"POST /apps/:app/keys":           {fixed("/console/apps/acme1/keys", url.Values{}), http.StatusCreated},
+	"GET /tenants/:tenant":                 {fixed("/console/tenants/acme", nil), http.StatusOK},
+	"GET /tenants/:tenant/usage":           {fixed("/console/tenants/acme/usage", nil), http.StatusOK},
+	"POST /tenants/:tenant/apps":           {fixed("/console/tenants/acme/apps", url.Values{"name": {"Acme Ops"}}), http.StatusCreated},
+	"POST /tenants/:tenant/suspend":        {fixed("/console/tenants/acme/suspend", url.Values{}), http.StatusSeeOther},
+	"POST /tenants/:tenant/activate":       {fixed("/console/tenants/acme/activate", url.Values{}), http.StatusSeeOther},
+	"GET /tenants/:tenant/members":         {fixed("/console/tenants/acme/members", nil), http.StatusOK},
+	"POST /tenants/:tenant/members/invite": {fixed("/console/tenants/acme/members/invite", url.Values{"email": {"new@acme.test"}, "role": {"viewer"}}), http.StatusCreated},
+	"POST /tenants/:tenant/members/:user/role": {func(f *consoleFixture) (string, url.Values) {
+		return "/console/tenants/acme/members/" + f.userID(operatorEmail) + "/role", url.Values{"role": {"viewer"}}
+	}, http.StatusSeeOther},
+	"POST /tenants/:tenant/members/:user/remove": {func(f *consoleFixture) (string, url.Values) {
+		return "/console/tenants/acme/members/" + f.userID(viewerEmail) + "/remove", url.Values{}
+	}, http.StatusSeeOther},
+	"GET /apps/:app":           {fixed("/console/apps/acme1", nil), http.StatusOK},
+	"POST /apps/:app/settings": {fixed("/console/apps/acme1/settings", url.Values{"name": {"Acme Chat 2"}, "client_events": {"1"}}), http.StatusSeeOther},
+	"POST /apps/:app/disable":  {fixed("/console/apps/acme1/disable", url.Values{}), http.StatusSeeOther},
+	"POST /apps/:app/enable":   {fixed("/console/apps/acme1/enable", url.Values{}), http.StatusSeeOther},
+	"POST /apps/:app/keys":     {fixed("/console/apps/acme1/keys", url.Values{}), http.StatusCreated},
 	"POST /apps/:app/keys/:key/revoke": {func(f *consoleFixture) (string, url.Values) {
 		return "/console/apps/acme1/keys/" + f.acmeKeys[0] + "/revoke", url.Values{}
 	}, http.StatusSeeOther},

@@ -37,6 +37,7 @@ type consoleFixture struct {
 	users   *tenants.MemoryUsers
 	audit   *audit.MemoryLog
 	gateway *fakeGateway
+	usage   *billing.MemoryUsage
 	manager *api.Manager
 	now     time.Time
 	// acmeKeys are acme1's keys, oldest first.
@@ -69,7 +70,7 @@ func newConsole(t *testing.T) *consoleFixture {
 		}
 	}
 	f := &consoleFixture{store: store, users: tenants.NewMemoryUsers(store), audit: audit.NewMemoryLog(),
-		gateway: &fakeGateway{subscriptions: map[string]int{}}, now: time.Unix(1_800_000_000, 0)}
+		gateway: &fakeGateway{subscriptions: map[string]int{}}, usage: billing.NewMemoryUsage(), now: time.Unix(1_800_000_000, 0)}
 	for _, a := range []struct{ id, tenant, name string }{{"acme1", "acme", "Acme Chat"}, {"globex1", "globex", "Globex Feed"}} {
 		app := tenants.NewApp(a.name)
 		app.ID, app.TenantID = a.id, a.tenant
@@ -113,9 +114,9 @@ func newConsole(t *testing.T) *consoleFixture {
 	log := slog.New(slog.DiscardHandler)
 	limiter := authz.NewLimiter(authz.LimiterOptions{})
 	f.manager = &api.Manager{Apps: store, Gateway: f.gateway, Plans: billing.NewMemoryPlans(),
-		Policies: authz.NewPolicies(authz.NewMemoryPolicies(), 0), Audit: f.audit, Limiter: limiter, Log: log}
+		Policies: authz.NewPolicies(authz.NewMemoryPolicies(), 0), Audit: f.audit, Limiter: limiter, Log: log, Users: f.users}
 	f.con = &Console{Users: f.users, Apps: store, Manager: f.manager, RBAC: authz.NewConsoleRBAC(), Audit: f.audit,
-		Limiter: limiter, Log: log, Now: func() time.Time { return f.now }, DebugKey: []byte(testDebugKey)}
+		Limiter: limiter, Log: log, Now: func() time.Time { return f.now }, DebugKey: []byte(testDebugKey), Usage: f.usage}
 	f.app = fiber.New()
 	f.con.Routes(f.app)
 	return f

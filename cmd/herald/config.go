@@ -44,6 +44,7 @@ type Config struct {
 
 	AdminEmail    string
 	AdminPassword string
+	SignUp        string
 
 	AuditKey            string
 	AuditAnchorInterval time.Duration
@@ -158,6 +159,7 @@ func (c *Config) register(e *envFlags) {
 	e.Int(&c.IPRequestsPerSecond, "ip-requests-per-second", "HERALD_IP_REQUESTS_PER_SECOND", 10000, "REST API requests per client IP per second across the cluster, counted before the signature check and refused with 429 (0: unlimited); above every plan's publish rate, so a tenant backend on one address is held to its plan, not to this")
 	e.String(&c.AdminEmail, "admin-email", "HERALD_ADMIN_EMAIL", "", "email of the first console platform admin, made when there are no console users (default admin@localhost)")
 	e.String(&c.AdminPassword, "admin-password", "HERALD_ADMIN_PASSWORD", "", "password of that first admin (generated and printed once when empty; prefer the variable)")
+	e.String(&c.SignUp, "signup", "HERALD_SIGNUP", "off", "console self-service sign-up: off, invite (accounts only through invite links) or open (anyone creates a tenant on the free plan with its first app)")
 	e.String(&c.AuditKey, "audit-key", "HERALD_AUDIT_KEY", "", "base64 Ed25519 seed (32 bytes) that signs the audit chains' heads (anchors); `herald audit keygen` makes one. Keep it outside the database")
 	e.Duration(&c.AuditAnchorInterval, "audit-anchor-interval", "HERALD_AUDIT_ANCHOR_INTERVAL", time.Hour, "how often the audit chains' heads are signed, when --audit-key is set")
 	e.String(&c.PprofAddr, "pprof-addr", "HERALD_PPROF_ADDR", "", "loopback address for Go's pprof profiler (off when empty; never expose it)")

@@ -18,6 +18,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/heraldrt/herald/authz"
+	"github.com/heraldrt/herald/billing"
 	"github.com/heraldrt/herald/services/api"
 	"github.com/heraldrt/herald/services/audit"
 	"github.com/heraldrt/herald/services/broker"
@@ -54,6 +55,9 @@ type Main struct {
 	stopAnchors chan struct{}
 	anchorsDone chan struct{}
 
+	stopUsage context.CancelFunc
+	usageDone chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -63,6 +67,11 @@ type Main struct {
 func (m *Main) Run(ctx context.Context) error {
 	if m.Log == nil {
 		m.Log = slog.New(slog.DiscardHandler)
+	}
+	switch m.Config.SignUp {
+	case "", web.SignUpOff, web.SignUpInvite, web.SignUpOpen:
+	default:
+		return fmt.Errorf("HERALD_SIGNUP must be off, invite or open, not %q", m.Config.SignUp)
 	}
 	var err error
 	m.backends, err = openBackends(ctx, &m.Config, m.Log)
@@ -145,6 +154,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.startAnchors(); err != nil {
 		return err
 	}
+	m.startUsage()
 	// The profiler starts first: once the main listener serves, a failed
 	// start would leave Close racing fasthttp's start-up.
 	if m.Config.PprofAddr != "" {
@@ -191,13 +201,25 @@ func (m *Main) routes() {
 	rest.AdminToken = m.Config.AdminToken
 	rest.Limiter = m.backends.limiter
 	rest.Manager.Plans, rest.Manager.Policies, rest.Manager.Audit, rest.Manager.Limiter = m.backends.plans, m.policies, m.backends.audit, m.backends.limiter
+	rest.Manager.Users = m.backends.users
 	rest.IPRequestsPerSecond, rest.TrustedProxies = m.Config.IPRequestsPerSecond, m.node.Config().TrustedProxies
 	rest.ManageRoutes(m.http)
 	rest.Routes(m.http)
-	console := &web.Console{Users: m.backends.users, Apps: m.apps, Manager: rest.Manager, DebugKey: m.debugKey, RBAC: authz.NewConsoleRBAC(), Audit: m.backends.audit,
+	console := &web.Console{Users: m.backends.users, Apps: m.apps, Manager: rest.Manager, DebugKey: m.debugKey, Usage: m.backends.usage, SignUp: m.Config.SignUp, RBAC: authz.NewConsoleRBAC(), Audit: m.backends.audit,
 		Limiter: m.backends.limiter, Proxies: m.node.Config().TrustedProxies, Log: m.Log}
 	console.Routes(m.http)
 	web.Routes(m.http)
+}
+
+// startUsage adds the node's usage to the usage store every 10 s.
+func (m *Main) startUsage() {
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stopUsage, m.usageDone = cancel, make(chan struct{})
+	f := &billing.Flusher{Meter: m.node.Meter(), Store: m.backends.usage, Node: m.backends.node, Log: m.Log}
+	go func() {
+		defer close(m.usageDone)
+		f.Run(ctx)
+	}()
 }
 
 // startAnchors signs the audit chains' heads every AuditAnchorInterval
@@ -375,6 +397,10 @@ func (m *Main) close() error {
 	if m.stopAnchors != nil {
 		close(m.stopAnchors)
 		<-m.anchorsDone
+	}
+	if m.stopUsage != nil {
+		m.stopUsage() // flushes once more
+		<-m.usageDone
 	}
 	if m.broker != nil {
 		errs = append(errs, m.broker.Close())

@@ -44,6 +44,9 @@ type Manager struct {
 	// Limiter applies the broadcast and publish rates to broadcasts.
 	Limiter *authz.Limiter
 	Log     *slog.Logger
+	// Users holds console users and their memberships and invites, for
+	// the member changes and sign-ups.
+	Users tenants.Users
 }
 
 // announce tells every node that the app changed. The change is already
