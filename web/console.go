@@ -131,6 +131,7 @@ func (con *Console) Routes(r fiber.Router) {
 	g.Post("/login", con.login)
 	g.Post("/logout", con.signedIn, con.checkCSRF, con.logout)
 	g.Get("/", con.signedIn, con.home)
+	g.Post("/tenants", con.signedIn, con.checkCSRF, con.createTenant)
 	g.Get("/join/:token", con.joinPage)
 	g.Post("/join/:token", con.join)
 	g.Get("/signup", con.signupPage)
@@ -380,11 +381,21 @@ type tenantRow struct {
 type homePage struct {
 	frame
 	Tenants []tenantRow
+	// The create-tenant form (platform admins): plans to choose from, and
+	// after a refused attempt what was typed and why.
+	Plans       []string
+	Form        struct{ ID, Name, Plan string }
+	CreateError string
 }
 
 // home lists the tenants the user can see: all of them for a platform
 // admin, else those of the user's memberships.
 func (con *Console) home(c *fiber.Ctx) error {
+	return con.showHome(c, fiber.StatusOK, homePage{})
+}
+
+// showHome renders the tenants list with page's form state.
+func (con *Console) showHome(c *fiber.Ctx, status int, page homePage) error {
 	v := viewerOf(c)
 	ctx := c.UserContext()
 	all, err := con.Apps.Tenants(ctx)
@@ -404,5 +415,35 @@ func (con *Console) home(c *fiber.Ctx) error {
 	}
 	f := con.frame(c, "tenants", "Tenants")
 	f.Crumbs = nil // the tenants list is the top: nothing to lead back to
-	return con.render(c, fiber.StatusOK, "home", homePage{frame: f, Tenants: rows})
+	page.frame, page.Tenants = f, rows
+	if page.Form.Plan == "" {
+		page.Form.Plan = tenants.DefaultPlan
+	}
+	if v.user.PlatformAdmin {
+		plans, err := con.Manager.Plans.List(ctx)
+		if err != nil {
+			return con.unavailable(c, "plan list", err)
+		}
+		for _, p := range plans {
+			page.Plans = append(page.Plans, p.Name)
+		}
+	}
+	return con.render(c, status, "home", page)
+}
+
+// createTenant creates a tenant: platform admins only, like every change
+// of tenants (security.md CON-4).
+func (con *Console) createTenant(c *fiber.Ctx) error {
+	if !viewerOf(c).user.PlatformAdmin {
+		return con.fail(c, fiber.StatusForbidden, "Only platform admins create tenants.")
+	}
+	var page homePage
+	page.Form.ID, page.Form.Name, page.Form.Plan = strings.TrimSpace(field(c, "id")), strings.TrimSpace(field(c, "name")), field(c, "plan")
+	t, err := con.Manager.CreateTenant(c.UserContext(), con.actor(c), page.Form.ID, page.Form.Name, page.Form.Plan)
+	if err != nil && !errors.Is(err, api.ErrNotAudited) {
+		status, msg := con.problem(err)
+		page.CreateError = msg
+		return con.showHome(c, status, page)
+	}
+	return c.Redirect("/console/tenants/"+t.ID, fiber.StatusSeeOther)
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -46,5 +47,36 @@ func TestLineChart(t *testing.T) {
 	}
 	if !lineChart("x", "x", []int64{0, 0}, time.Now()).Empty {
 		t.Error("an all-zero chart is not empty")
+	}
+}
+
+// Platform admins create tenants from the tenants page; nobody else can,
+// and the form needs the session's CSRF token.
+func TestCreateTenantPage(t *testing.T) {
+	f := newConsole(t)
+	admin := f.browser(t).signIn(adminEmail)
+	if _, page := admin.get("/console/"); !strings.Contains(page, "Create a tenant") || !strings.Contains(page, `<option value="free" selected>`) {
+		t.Fatalf("the admin's tenants page has no create form:\n%s", page)
+	}
+	resp, _ := admin.post("/console/tenants", url.Values{"name": {"Hooli"}, "id": {"hooli"}, "plan": {"pro"}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/tenants/hooli" {
+		t.Fatalf("create: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	tn, err := f.con.Apps.Tenant(t.Context(), "hooli")
+	if err != nil || tn.Plan != "pro" {
+		t.Fatalf("created tenant: %+v, %v", tn, err)
+	}
+	if resp, page := admin.post("/console/tenants", url.Values{"name": {"Again"}, "id": {"hooli"}}); resp.StatusCode != http.StatusConflict || !strings.Contains(page, "Again") {
+		t.Errorf("a taken id: %d", resp.StatusCode)
+	}
+	if resp, _ := admin.do(http.MethodPost, "/console/tenants", url.Values{"name": {"NoToken"}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("without the CSRF token: %d", resp.StatusCode)
+	}
+	owner := f.browser(t).signIn(ownerEmail)
+	if _, page := owner.get("/console/"); strings.Contains(page, "Create a tenant") {
+		t.Error("a tenant owner sees the create form")
+	}
+	if resp, _ := owner.post("/console/tenants", url.Values{"name": {"Mine"}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a tenant owner creating a tenant: %d", resp.StatusCode)
 	}
 }

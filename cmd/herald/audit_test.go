@@ -202,6 +202,16 @@ func TestUsersCreateCommand(t *testing.T) {
 	if len(ms) != 1 || ms[0].TenantID != "acme" || ms[0].Role != "owner" || u.PlatformAdmin {
 		t.Errorf("user %+v memberships %+v", u, ms)
 	}
+	var created []audit.Entry
+	_ = m.backends.audit.Walk(t.Context(), audit.PlatformChain, func(e audit.Entry) error {
+		if e.Action == "user.create" {
+			created = append(created, e)
+		}
+		return nil
+	})
+	if len(created) != 1 || created[0].Target != u.ID || created[0].Details["role"] != "owner" {
+		t.Errorf("user creation audited as %+v", created)
+	}
 	if err := usersCommand(t.Context(), []string{"create", "--database-url", db, "--email", "bob@acme.test"}, strings.NewReader("short\n"), &out); err == nil {
 		t.Error("a short password was accepted")
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/heraldrt/herald/authz"
+	"github.com/heraldrt/herald/services/audit"
 	"github.com/heraldrt/herald/tenants"
 )
 
@@ -63,6 +64,16 @@ func usersCommand(ctx context.Context, args []string, in io.Reader, out io.Write
 		if err := users.SetMembership(ctx, tenants.Membership{UserID: u.ID, TenantID: tenant, Role: tenants.Role(role)}); err != nil {
 			return fmt.Errorf("user %s was created, but not made a member of %s: %w", u.Email, tenant, err)
 		}
+	}
+	details := map[string]string{"email": u.Email, "platform_admin": fmt.Sprint(admin)}
+	if tenant != "" {
+		details["tenant"], details["role"] = tenant, role
+	}
+	// Whoever can run this holds the database URL: the entry names the
+	// command, as nothing better identifies them.
+	if _, err := audit.NewPostgresLog(pool).Append(ctx, audit.Entry{Chain: audit.PlatformChain, Actor: "cli:herald users create",
+		Action: "user.create", Target: u.ID, Details: details}); err != nil {
+		return fmt.Errorf("user %s was created, but the audit entry failed: %w", u.Email, err)
 	}
 	kind := "console user"
 	if admin {
