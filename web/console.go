@@ -89,7 +89,10 @@ type Console struct {
 	// DebugKey signs debug-stream tokens; the gateway's Config.DebugKey.
 	DebugKey []byte
 	// Usage holds the apps' usage by minute, for the usage page.
-	Usage   billing.UsageStore
+	Usage billing.UsageStore
+	// Mailer emails invite links; nil (the default) leaves that to the
+	// owner.
+	Mailer  Mailer
 	RBAC    *authz.ConsoleRBAC
 	Audit   audit.Log
 	Limiter *authz.Limiter

@@ -37,7 +37,9 @@ type membersPage struct {
 	// InviteLink is the link of the invite just made, shown once.
 	InviteLink  string
 	InviteEmail string
-	Error       string
+	// Mailed says the invite link was also emailed to InviteEmail.
+	Mailed bool
+	Error  string
 }
 
 var memberRoles = []tenants.Role{tenants.RoleViewer, tenants.RoleOperator, tenants.RoleOwner}
@@ -91,10 +93,23 @@ func (con *Console) inviteMember(c *fiber.Ctx) error {
 		status, msg := con.problem(err)
 		return con.showMembers(c, status, func(p *membersPage) { p.Error, p.InviteEmail = msg, email })
 	}
+	link := c.BaseURL() + "/console/join/" + token
+	var mailErr error
+	if con.Mailer != nil && err == nil {
+		mailErr = con.Mailer.Send(c.UserContext(), email, "You are invited to "+t.Name+" on Herald",
+			"You are invited to join "+t.Name+" on Herald as "+field(c, "role")+".\n\nOpen this link within 7 days to accept:\n"+link+"\n")
+		if mailErr != nil {
+			con.Log.Warn("invite email failed", "tenant", t.ID, "err", mailErr)
+		}
+	}
 	return con.showMembers(c, fiber.StatusCreated, func(p *membersPage) {
-		p.InviteLink = c.BaseURL() + "/console/join/" + token
-		if err != nil {
+		p.InviteLink, p.InviteEmail = link, email
+		p.Mailed = con.Mailer != nil && err == nil && mailErr == nil
+		switch {
+		case err != nil:
 			_, p.Error = con.problem(err)
+		case mailErr != nil:
+			p.Error = "The invite could not be emailed (" + mailErr.Error() + "): pass the link on yourself."
 		}
 	})
 }

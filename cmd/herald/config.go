@@ -46,6 +46,8 @@ type Config struct {
 	AdminPassword string
 	SignUp        string
 
+	SMTPAddr, SMTPFrom, SMTPUsername, SMTPPassword string
+
 	AuditKey            string
 	AuditAnchorInterval time.Duration
 }
@@ -160,6 +162,10 @@ func (c *Config) register(e *envFlags) {
 	e.String(&c.AdminEmail, "admin-email", "HERALD_ADMIN_EMAIL", "", "email of the first console platform admin, made when there are no console users (default admin@localhost)")
 	e.String(&c.AdminPassword, "admin-password", "HERALD_ADMIN_PASSWORD", "", "password of that first admin (generated and printed once when empty; prefer the variable)")
 	e.String(&c.SignUp, "signup", "HERALD_SIGNUP", "off", "console self-service sign-up: off, invite (accounts only through invite links) or open (anyone creates a tenant on the free plan with its first app)")
+	e.String(&c.SMTPAddr, "smtp-addr", "HERALD_SMTP_ADDR", "", "SMTP server (host:port) the console emails invite links through; off when empty (owners pass links on themselves)")
+	e.String(&c.SMTPFrom, "smtp-from", "HERALD_SMTP_FROM", "", "sender address of the console's email")
+	e.String(&c.SMTPUsername, "smtp-username", "HERALD_SMTP_USERNAME", "", "SMTP user (optional; sent only over TLS or to localhost)")
+	e.String(&c.SMTPPassword, "smtp-password", "HERALD_SMTP_PASSWORD", "", "SMTP password (prefer the variable)")
 	e.String(&c.AuditKey, "audit-key", "HERALD_AUDIT_KEY", "", "base64 Ed25519 seed (32 bytes) that signs the audit chains' heads (anchors); `herald audit keygen` makes one. Keep it outside the database")
 	e.Duration(&c.AuditAnchorInterval, "audit-anchor-interval", "HERALD_AUDIT_ANCHOR_INTERVAL", time.Hour, "how often the audit chains' heads are signed, when --audit-key is set")
 	e.String(&c.PprofAddr, "pprof-addr", "HERALD_PPROF_ADDR", "", "loopback address for Go's pprof profiler (off when empty; never expose it)")

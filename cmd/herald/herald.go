@@ -68,6 +68,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Log == nil {
 		m.Log = slog.New(slog.DiscardHandler)
 	}
+	if m.Config.SMTPAddr != "" && m.Config.SMTPFrom == "" {
+		return fmt.Errorf("HERALD_SMTP_FROM is required with HERALD_SMTP_ADDR")
+	}
 	switch m.Config.SignUp {
 	case "", web.SignUpOff, web.SignUpInvite, web.SignUpOpen:
 	default:
@@ -207,6 +210,10 @@ func (m *Main) routes() {
 	rest.Routes(m.http)
 	console := &web.Console{Users: m.backends.users, Apps: m.apps, Manager: rest.Manager, DebugKey: m.debugKey, Usage: m.backends.usage, SignUp: m.Config.SignUp, RBAC: authz.NewConsoleRBAC(), Audit: m.backends.audit,
 		Limiter: m.backends.limiter, Proxies: m.node.Config().TrustedProxies, Log: m.Log}
+	if m.Config.SMTPAddr != "" {
+		console.Mailer = &web.SMTPMailer{Addr: m.Config.SMTPAddr, From: m.Config.SMTPFrom,
+			Username: m.Config.SMTPUsername, Password: m.Config.SMTPPassword}
+	}
 	console.Routes(m.http)
 	web.Routes(m.http)
 }
