@@ -97,11 +97,7 @@ func TestManagementChangesAreAudited(t *testing.T) {
 // With PostgreSQL, `herald audit verify` passes an untouched log and,
 // after a row is altered behind Herald's back, fails naming the entry.
 func TestAuditVerifyDetectsTampering(t *testing.T) {
-	db := pgtest.SchemaURL(t)
-	cfg := testConfig("")
-	cfg.AdminToken = opToken
-	cfg.DatabaseURL, cfg.Migrate = db, true
-	cfg.MasterKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	cfg, db := postgresConfig(t)
 	m := startMain(t, cfg)
 	auditedChanges(t, m.Addr)
 
@@ -179,11 +175,7 @@ func TestFirstConsoleAdmin(t *testing.T) {
 // herald users create adds a console user to PostgreSQL with the password
 // from standard input, and a membership when asked.
 func TestUsersCreateCommand(t *testing.T) {
-	db := pgtest.SchemaURL(t)
-	cfg := testConfig("")
-	cfg.AdminToken = opToken
-	cfg.DatabaseURL, cfg.Migrate = db, true
-	cfg.MasterKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	cfg, db := postgresConfig(t)
 	m := startMain(t, cfg)
 	if r := operatorRequest(t, m.Addr, opToken, http.MethodPost, "/v1/tenants", map[string]any{"id": "acme", "name": "Acme"}); r.Status != http.StatusCreated {
 		t.Fatal(string(r.Body))
@@ -230,11 +222,7 @@ func TestAuditAnchorsCatchTruncation(t *testing.T) {
 		k, v, _ := strings.Cut(line, "=")
 		env[k] = v
 	}
-	db := pgtest.SchemaURL(t)
-	cfg := testConfig("")
-	cfg.AdminToken = opToken
-	cfg.DatabaseURL, cfg.Migrate = db, true
-	cfg.MasterKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	cfg, db := postgresConfig(t)
 	cfg.AuditKey, cfg.AuditAnchorInterval = env["HERALD_AUDIT_KEY"], 50*time.Millisecond
 	m := startMain(t, cfg)
 	auditedChanges(t, m.Addr)
@@ -268,4 +256,16 @@ func TestAuditAnchorsCatchTruncation(t *testing.T) {
 	if !errors.Is(err, errChainBroken) || !strings.Contains(out, "chain acme: BROKEN") {
 		t.Errorf("verify after the tail was cut: %v\n%s", err, out)
 	}
+}
+
+// postgresConfig is a node configuration on a fresh PostgreSQL schema
+// (migrated at start) with the management API on; db is the schema's URL.
+func postgresConfig(t *testing.T) (cfg Config, db string) {
+	t.Helper()
+	db = pgtest.SchemaURL(t)
+	cfg = testConfig("")
+	cfg.AdminToken = opToken
+	cfg.DatabaseURL, cfg.Migrate = db, true
+	cfg.MasterKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	return cfg, db
 }
