@@ -145,7 +145,7 @@ func TestFirstConsoleAdmin(t *testing.T) {
 	}
 	var banner bytes.Buffer
 	printBanner(&banner, m)
-	if !strings.Contains(banner.String(), m.FirstAdmin.Password) || !strings.Contains(banner.String(), "/console/") {
+	if !strings.Contains(banner.String(), m.FirstAdmin.Password) || !strings.Contains(banner.String(), "http://localhost:") || !strings.Contains(banner.String(), "/console/") {
 		t.Errorf("banner does not show the console and the generated password:\n%s", banner.String())
 	}
 

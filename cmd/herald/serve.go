@@ -42,7 +42,7 @@ Herald is running: {{.Mode}}.
   WebSocket  ws://{{.Host}}/app/{key}?protocol=7
   REST API   http://{{.Host}}/apps/{app_id}/...
   Home       http://{{.Host}}/      (status page; health at /healthz, metrics at /metrics)
-  Console    http://{{.Host}}/console/
+  Console    http://{{.ConsoleHost}}/console/
 {{with .Admin}}
 Console admin (made because there were no console users):
   email     {{.Email}}
@@ -93,5 +93,15 @@ func printBanner(w io.Writer, m *Main) {
 		"Apps":     apps,
 		"Mode":     mode,
 		"Admin":    m.FirstAdmin,
+		// Browsers keep the console's Secure cookie over plain http only
+		// for localhost.
+		"ConsoleHost": consoleHost(host, port),
 	})
+}
+
+func consoleHost(host, port string) string {
+	if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil && ip.IsLoopback() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }
