@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -185,4 +187,24 @@ func TestPolicyCLI(t *testing.T) {
 	if out, err := run("", "plans", "list"); err != nil || !strings.Contains(out, "free") {
 		t.Errorf("plans: %v\n%s", err, out)
 	}
+}
+
+// README.md's configuration table names every flag of herald serve, with
+// its variable, so the documentation cannot fall behind the code.
+func TestReadmeListsEveryServeFlag(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ef := newEnvFlags("serve", "")
+	var cfg Config
+	cfg.register(ef)
+	ef.fs.VisitAll(func(f *flag.Flag) {
+		if !bytes.Contains(readme, []byte("`--"+f.Name+"`")) {
+			t.Errorf("README.md does not list --%s", f.Name)
+		}
+		if m := envInHelp.FindStringSubmatch(f.Usage); m != nil && !bytes.Contains(readme, []byte("`"+m[1]+"`")) {
+			t.Errorf("README.md does not list %s", m[1])
+		}
+	})
 }
