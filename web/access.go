@@ -248,6 +248,16 @@ func (con *Console) frame(c *fiber.Ctx, nav, title string, crumbs ...crumb) fram
 	return f
 }
 
+// appFrame is the frame of one of the app's tabbed pages: titled with the
+// page and the app's name, under the tenant and the app in the breadcrumb.
+func (con *Console) appFrame(c *fiber.Ctx, title, tab string) frame {
+	app := appOf(c)
+	f := con.frame(c, "apps", title, tenantCrumb(tenantOf(c)), appCrumb(app))
+	f.Tab = tab
+	f.Title += " · " + app.Name
+	return f
+}
+
 // errorPage shows why a request was refused or failed.
 type errorPage struct {
 	frame

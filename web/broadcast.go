@@ -47,9 +47,7 @@ type broadcastPreview struct {
 
 func (con *Console) broadcastData(c *fiber.Ctx) broadcastPage {
 	app := appOf(c)
-	f := con.frame(c, "apps", "Broadcast", tenantCrumb(tenantOf(c)), appCrumb(app))
-	f.Tab = "broadcast"
-	f.Title += " · " + app.Name
+	f := con.appFrame(c, "Broadcast", "broadcast")
 	return broadcastPage{frame: f, App: appRef{app.ID, app.Name}, Active: app.Active()}
 }
 

@@ -26,9 +26,7 @@ type livePage struct {
 
 func (con *Console) livePage(c *fiber.Ctx) error {
 	app := appOf(c)
-	f := con.frame(c, "apps", "Live", tenantCrumb(tenantOf(c)), appCrumb(app))
-	f.Tab = "live"
-	f.Title += " · " + app.Name
+	f := con.appFrame(c, "Live", "live")
 	return con.render(c, fiber.StatusOK, "live", livePage{frame: f, App: appRef{app.ID, app.Name}})
 }
 
@@ -113,9 +111,7 @@ type debugPage struct {
 
 func (con *Console) debugPage(c *fiber.Ctx) error {
 	app := appOf(c)
-	f := con.frame(c, "apps", "Debug stream", tenantCrumb(tenantOf(c)), appCrumb(app))
-	f.Tab = "debug"
-	f.Title += " · " + app.Name
+	f := con.appFrame(c, "Debug stream", "debug")
 	page := debugPage{frame: f, App: appRef{app.ID, app.Name}}
 	if app.Active() {
 		page.Key = app.PrimaryKey().Key

@@ -56,9 +56,7 @@ func (con *Console) policyData(c *fiber.Ctx) (policyPage, error) {
 	if err != nil {
 		return policyPage{}, err
 	}
-	f := con.frame(c, "apps", "Channel policy", tenantCrumb(tenantOf(c)), appCrumb(app))
-	f.Tab = "policy"
-	f.Title += " · " + app.Name
+	f := con.appFrame(c, "Channel policy", "policy")
 	return policyPage{frame: f, App: appRef{app.ID, app.Name}, Current: v, Document: v.Document,
 		Check: checkForm{Action: authz.ActionSubscribe}, Actions: []string{authz.ActionSubscribe, authz.ActionClientEvent}}, nil
 }

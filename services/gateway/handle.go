@@ -505,5 +505,9 @@ func (n *Node) handleClientEvent(c *Client, f *protocol.Frame) {
 	}
 	n.meter.Published(c.app.ID, 1)
 	n.events.ClientEvent(c.app.ID, channel, pub.Event, pub.Data, c.socketID, pub.UserID)
-	n.debugEvent(c.app.ID, debugEntry{Type: "client_event", SocketID: c.socketID, Channel: channel, Event: pub.Event, Data: string(pub.Data), UserID: pub.UserID})
+	// Checked first: copying the payload for the entry costs an
+	// allocation that a stream nobody watches should not.
+	if n.debugWatched(c.app.ID) {
+		n.debugEvent(c.app.ID, debugEntry{Type: "client_event", SocketID: c.socketID, Channel: channel, Event: pub.Event, Data: string(pub.Data), UserID: pub.UserID})
+	}
 }

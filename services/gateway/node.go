@@ -289,7 +289,11 @@ func (n *Node) Publish(ctx context.Context, appID, channel string, pub *broker.P
 		return err
 	}
 	n.meter.Published(appID, 1)
-	n.debugEvent(appID, debugEntry{Type: "api_message", Channel: channel, Event: pub.Event, Data: string(pub.Data), SocketID: pub.ExcludeSocketID})
+	// Checked first: copying the payload for the entry costs an
+	// allocation that a stream nobody watches should not.
+	if n.debugWatched(appID) {
+		n.debugEvent(appID, debugEntry{Type: "api_message", Channel: channel, Event: pub.Event, Data: string(pub.Data), SocketID: pub.ExcludeSocketID})
+	}
 	return nil
 }
 
