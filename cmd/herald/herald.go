@@ -398,6 +398,10 @@ func (m *Main) close() error {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
 		if m.served != nil { // nil when Run failed before serving
+			// fasthttp's Shutdown misses a Serve that has not registered
+			// its listener yet (a Close right after Run); closing the
+			// listener ends that Serve too.
+			_ = m.ln.Close()
 			<-m.served
 		}
 	}
