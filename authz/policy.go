@@ -11,6 +11,8 @@ import (
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
 	defaultrolemanager "github.com/casbin/casbin/v2/rbac/default-role-manager"
+
+	"github.com/heraldrt/herald/tenants"
 )
 
 // Actions a channel policy governs.
@@ -150,8 +152,8 @@ func parseRule(text string) (Rule, string) {
 		if msg := checkSubject(f[1]); msg != "" {
 			return Rule{}, msg
 		}
-		if msg := checkGlob(f[2]); msg != "" {
-			return Rule{}, msg
+		if err := tenants.CheckGlob(f[2]); err != nil {
+			return Rule{}, err.Error()
 		}
 		switch f[3] {
 		case ActionSubscribe, ActionClientEvent, anyAction:
@@ -230,21 +232,6 @@ func validRoleName(name string) bool {
 
 func roleNameMsg(name string) string {
 	return fmt.Sprintf("invalid role name %q: use 1 to %d of A-Z a-z 0-9 _ . -", name, maxRoleNameLen)
-}
-
-// checkGlob validates a channel pattern.
-func checkGlob(glob string) string {
-	for i := 0; i < len(glob); i++ {
-		if !isGlobByte(glob[i]) {
-			r, _ := utf8.DecodeRuneInString(glob[i:])
-			return fmt.Sprintf("invalid character %q in channel pattern %q: use A-Z a-z 0-9 _ - = @ , . ; # and * as the wildcard", r, glob)
-		}
-	}
-	// Every byte is ASCII by now, so bytes are characters.
-	if len(glob) > maxGlobLen {
-		return fmt.Sprintf("the channel pattern is %d characters; the limit is %d", len(glob), maxGlobLen)
-	}
-	return ""
 }
 
 // Names of the functions the matcher calls, registered with the enforcer.
@@ -614,7 +601,7 @@ func channelGlobFunction(args ...interface{}) (interface{}, error) {
 	if !ok1 || !ok2 {
 		return nil, fmt.Errorf("%s: got arguments of types %T and %T", channelGlobFunc, args[0], args[1])
 	}
-	return channelGlob(name, glob), nil
+	return tenants.ChannelGlob(name, glob), nil
 }
 
 // Explicit reports whether d was decided by an allow rule naming a user or

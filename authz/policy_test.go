@@ -79,6 +79,16 @@ func TestParsePolicyErrors(t *testing.T) {
 	}
 }
 
+// TestEmptyGlobRejected shows the empty glob never reaches tenants.ChannelGlob from
+// a document: fields are separated by runs of blanks, so an empty channel
+// is just a missing field.
+func TestEmptyGlobRejected(t *testing.T) {
+	_, err := ParsePolicy("allow *  subscribe")
+	if err == nil || !strings.Contains(err.Error(), "too few fields") {
+		t.Fatalf("got %v, want a too-few-fields error", err)
+	}
+}
+
 func TestPolicyErrorString(t *testing.T) {
 	_, err := ParsePolicy("allow * * subscribe\nallow * * subscribe\nallow * * publish")
 	if got, want := err.Error(), `line 3: unknown action "publish": use subscribe, client-event or *`; got != want {

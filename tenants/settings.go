@@ -1,12 +1,71 @@
 package tenants
 
-import "fmt"
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
 
 // Settings are an app's limits and features. The JSON shape is the one the
 // management API, the CLI and HERALD_APPS use. A zero field means "default".
 type Settings struct {
 	Limits   Limits   `json:"limits"`
 	Features Features `json:"features"`
+	// Durable lists the app's durable channels: the first rule whose
+	// pattern matches a channel makes it durable, with that retention.
+	// Other channels are ephemeral.
+	Durable []DurableRule `json:"durable,omitempty"`
+}
+
+// DurableRule makes the channels that match Pattern durable: every event
+// published to them is numbered and logged, and kept for catch-up until it
+// is older than MaxAge or MaxEvents newer events follow it.
+type DurableRule struct {
+	// Pattern is a channel glob: '*' matches any run of characters.
+	Pattern string `json:"pattern"`
+	// MaxEvents is how many of a channel's latest events are kept.
+	// Default 1000.
+	MaxEvents int `json:"max_events"`
+	// MaxAge is how long an event is kept, as a Go duration ("24h").
+	// Default 24h.
+	MaxAge Duration `json:"max_age"`
+}
+
+// Durable channel limits.
+const (
+	MaxDurableRules         = 20
+	DefaultDurableMaxEvents = 1000
+	MaxDurableMaxEvents     = 100_000
+	DefaultDurableMaxAge    = 24 * time.Hour
+	MaxDurableMaxAge        = 30 * 24 * time.Hour
+)
+
+// DurableFor returns the rule that makes channel durable, if one does.
+func (s *Settings) DurableFor(channel string) (*DurableRule, bool) {
+	for i := range s.Durable {
+		if ChannelGlob(channel, s.Durable[i].Pattern) {
+			return &s.Durable[i], true
+		}
+	}
+	return nil, false
+}
+
+// Duration is a time.Duration written in JSON as a Go duration string.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration is a string such as \"24h\" or \"90m\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: use a number with a unit, such as \"24h\" or \"90m\"", s)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // Limits bound what one app, one connection or one request may do.
@@ -153,6 +212,31 @@ func (s *Settings) Normalize() error {
 	if s.Features.ClientEvents == nil {
 		on := true
 		s.Features.ClientEvents = &on
+	}
+	return s.normalizeDurable()
+}
+
+func (s *Settings) normalizeDurable() error {
+	if len(s.Durable) > MaxDurableRules {
+		return fmt.Errorf("settings.durable has %d rules; at most %d are allowed", len(s.Durable), MaxDurableRules)
+	}
+	for i := range s.Durable {
+		r := &s.Durable[i]
+		if err := CheckGlob(r.Pattern); err != nil {
+			return fmt.Errorf("settings.durable[%d].pattern: %v", i, err)
+		}
+		if r.MaxEvents == 0 {
+			r.MaxEvents = DefaultDurableMaxEvents
+		}
+		if r.MaxEvents < 1 || r.MaxEvents > MaxDurableMaxEvents {
+			return fmt.Errorf("settings.durable[%d].max_events must be between 1 and %d", i, MaxDurableMaxEvents)
+		}
+		if r.MaxAge == 0 {
+			r.MaxAge = Duration(DefaultDurableMaxAge)
+		}
+		if r.MaxAge < Duration(time.Second) || r.MaxAge > Duration(MaxDurableMaxAge) {
+			return fmt.Errorf("settings.durable[%d].max_age must be between 1s and %s", i, MaxDurableMaxAge)
+		}
 	}
 	return nil
 }

@@ -19,6 +19,10 @@ type Publication struct {
 	ExcludeSocketID string
 	// UserID is stamped on presence client events as "user_id".
 	UserID string
+	// Seq and Epoch are the event's position in its durable channel's
+	// log; Seq is 0 on an ephemeral channel.
+	Seq   uint64
+	Epoch string
 }
 
 // ControlKind says what a control message asks of every node.

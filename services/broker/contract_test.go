@@ -36,6 +36,9 @@ func testBroker(t *testing.T, newB func(t *testing.T) Broker) {
 			if i%5 == 0 {
 				p.UserID = "u-1"
 			}
+			if i%2 == 0 {
+				p.Seq, p.Epoch = uint64(i+1), "ep1"
+			}
 			mustOK(t, b.Publish(ctx, "app1", "chat", &p))
 			want = append(want, got{app: "app1", channel: "chat", pub: p})
 		}
@@ -204,13 +207,13 @@ type got struct {
 }
 
 func (g got) String() string {
-	return fmt.Sprintf("%s/%s %s %q x=%q u=%q", g.app, g.channel, g.pub.Event, g.pub.Data, g.pub.ExcludeSocketID, g.pub.UserID)
+	return fmt.Sprintf("%s/%s %s %q x=%q u=%q seq=%s:%d", g.app, g.channel, g.pub.Event, g.pub.Data, g.pub.ExcludeSocketID, g.pub.UserID, g.pub.Epoch, g.pub.Seq)
 }
 
 func gotEqual(a, b got) bool {
 	return a.app == b.app && a.channel == b.channel && a.pub.Event == b.pub.Event &&
 		string(a.pub.Data) == string(b.pub.Data) && a.pub.ExcludeSocketID == b.pub.ExcludeSocketID &&
-		a.pub.UserID == b.pub.UserID
+		a.pub.UserID == b.pub.UserID && a.pub.Seq == b.pub.Seq && a.pub.Epoch == b.pub.Epoch
 }
 
 // recorder is a Handler that keeps what it is given.

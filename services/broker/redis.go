@@ -433,6 +433,8 @@ type pubMsg struct {
 	Data    string `json:"data"`
 	Exclude string `json:"x,omitempty"`
 	UserID  string `json:"uid,omitempty"`
+	Seq     uint64 `json:"seq,omitempty"`
+	Epoch   string `json:"ep,omitempty"`
 }
 
 // ctlMsg is the message of a control envelope.
@@ -445,7 +447,7 @@ type ctlMsg struct {
 func encodePublication(key []byte, redisChannel, appID, channel string, pub *Publication) ([]byte, error) {
 	return seal(key, redisChannel, pubMsg{
 		App: appID, Channel: channel, Event: pub.Event, Data: string(pub.Data),
-		Exclude: pub.ExcludeSocketID, UserID: pub.UserID,
+		Exclude: pub.ExcludeSocketID, UserID: pub.UserID, Seq: pub.Seq, Epoch: pub.Epoch,
 	})
 }
 
@@ -509,7 +511,7 @@ func decodePublication(key []byte, redisChannel, appID, channel string, payload 
 	if m.App != appID || m.Channel != channel {
 		return nil, errors.New("publication names another app or channel than its Redis channel")
 	}
-	return &Publication{Event: m.Event, Data: []byte(m.Data), ExcludeSocketID: m.Exclude, UserID: m.UserID}, nil
+	return &Publication{Event: m.Event, Data: []byte(m.Data), ExcludeSocketID: m.Exclude, UserID: m.UserID, Seq: m.Seq, Epoch: m.Epoch}, nil
 }
 
 // decodeControl reads a control envelope that arrived on the control

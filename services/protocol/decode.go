@@ -30,6 +30,9 @@ type Frame struct {
 	Event   []byte // the event name, unescaped
 	Channel []byte // the channel, unescaped; nil if absent
 	Data    []byte // the raw JSON text of data; nil if absent
+	// Seq is a server frame's sequence number on a durable channel; 0 if
+	// absent or not a whole number.
+	Seq uint64
 }
 
 // DecodeFrame decodes one client frame {"event","channel"?,"data"?} into f.
@@ -65,6 +68,8 @@ func DecodeFrame(b []byte, f *Frame) error {
 			channelRaw = val
 		case "data":
 			f.Data = val
+		case "seq":
+			f.Seq = wholeNumber(val)
 		}
 		return nil
 	})
@@ -413,4 +418,20 @@ func (s *scanner) literal(lit string) error {
 	}
 	s.i += len(lit)
 	return nil
+}
+
+// wholeNumber returns the value of a JSON number made only of digits, or 0
+// if it has a sign, a fraction, an exponent or more than 19 digits.
+func wholeNumber(b []byte) uint64 {
+	if len(b) == 0 || len(b) > 19 {
+		return 0
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n
 }

@@ -12,6 +12,35 @@ import (
 // as JSON). An empty channel is left out. userID, when not empty, adds the
 // "user_id" field that presence client events carry.
 func AppendEvent(dst []byte, event, channel string, data []byte, userID string) []byte {
+	return append(appendEventFields(dst, event, channel, data, userID), '}')
+}
+
+// AppendDurableEvent appends the frame of an event on a durable channel:
+// AppendEvent's frame with the event's sequence number as a last field,
+// "seq", which pusher-js ignores and Herald's clients use as their cursor.
+func AppendDurableEvent(dst []byte, event, channel string, data []byte, userID string, seq uint64) []byte {
+	dst = appendEventFields(dst, event, channel, data, userID)
+	dst = append(dst, `,"seq":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	return append(dst, '}')
+}
+
+// AppendSubscribed appends pusher_internal:subscription_succeeded. On a
+// durable channel (epoch set or seq above 0) it carries the channel's
+// "epoch" and "seq": the position after which the subscription's live
+// events follow.
+func AppendSubscribed(dst []byte, channel string, data []byte, durable bool, epoch string, seq uint64) []byte {
+	dst = appendEventFields(dst, "pusher_internal:subscription_succeeded", channel, data, "")
+	if durable {
+		dst = append(dst, `,"epoch":`...)
+		dst = AppendString(dst, epoch)
+		dst = append(dst, `,"seq":`...)
+		dst = strconv.AppendUint(dst, seq, 10)
+	}
+	return append(dst, '}')
+}
+
+func appendEventFields(dst []byte, event, channel string, data []byte, userID string) []byte {
 	dst = append(dst, `{"event":`...)
 	dst = AppendString(dst, event)
 	if channel != "" {
@@ -24,7 +53,7 @@ func AppendEvent(dst []byte, event, channel string, data []byte, userID string) 
 		dst = append(dst, `,"user_id":`...)
 		dst = AppendString(dst, userID)
 	}
-	return append(dst, '}')
+	return dst
 }
 
 // AppendError appends a pusher:error frame. A code of 0 is written as null,

@@ -253,3 +253,56 @@ func BenchmarkAppendEvent(b *testing.B) {
 		buf = AppendEvent(buf[:0], "my-event", "private-channel", data, "")
 	}
 }
+
+// TestAppendDurableEvent checks the durable frame is AppendEvent's frame
+// plus a "seq" field that the decoder reads back, and that the
+// subscription_succeeded frame carries epoch and seq only when durable.
+func TestAppendDurableEvent(t *testing.T) {
+	data := benchEventData()
+	for _, seq := range []uint64{1, 42, 1 << 53} {
+		out := AppendDurableEvent(nil, "ev", "durable-x", data, "u1", seq)
+		plain := AppendEvent(nil, "ev", "durable-x", data, "u1")
+		if !bytes.HasPrefix(out, plain[:len(plain)-1]) {
+			t.Fatalf("durable frame %q does not extend %q", out, plain)
+		}
+		var got struct {
+			Event, Channel, Data, UserID string `json:"-"`
+			Seq                          uint64 `json:"seq"`
+		}
+		if err := json.Unmarshal(out, &got); err != nil || got.Seq != seq {
+			t.Fatalf("frame %q: seq %d, err %v; want %d", out, got.Seq, err, seq)
+		}
+		var f Frame
+		if err := DecodeFrame(out, &f); err != nil || f.Seq != seq || string(f.Channel) != "durable-x" {
+			t.Errorf("DecodeFrame(%q) = seq %d channel %q, %v", out, f.Seq, f.Channel, err)
+		}
+	}
+	if got, want := string(AppendSubscribed(nil, "c", []byte("{}"), true, "e1", 7)),
+		`{"event":"pusher_internal:subscription_succeeded","channel":"c","data":"{}","epoch":"e1","seq":7}`; got != want {
+		t.Errorf("durable subscribed frame\n got %s\nwant %s", got, want)
+	}
+	if got, want := string(AppendSubscribed(nil, "c", []byte("{}"), false, "", 0)),
+		`{"event":"pusher_internal:subscription_succeeded","channel":"c","data":"{}"}`; got != want {
+		t.Errorf("ephemeral subscribed frame\n got %s\nwant %s", got, want)
+	}
+	buf := make([]byte, 0, 512)
+	if n := testing.AllocsPerRun(100, func() { buf = AppendDurableEvent(buf[:0], "ev", "durable-x", data, "", 99) }); n != 0 {
+		t.Errorf("AppendDurableEvent into a reused buffer: %v allocs, want 0", n)
+	}
+}
+
+func TestDecodeFrame_Seq(t *testing.T) {
+	for in, want := range map[string]uint64{
+		`{"event":"e","seq":12}`:                   12,
+		`{"event":"e","seq":-1}`:                   0,
+		`{"event":"e","seq":1.5}`:                  0,
+		`{"event":"e","seq":"3"}`:                  0,
+		`{"event":"e","seq":99999999999999999999}`: 0,
+		`{"event":"e"}`:                            0,
+	} {
+		var f Frame
+		if err := DecodeFrame([]byte(in), &f); err != nil || f.Seq != want {
+			t.Errorf("DecodeFrame(%s): seq %d, %v; want %d", in, f.Seq, err, want)
+		}
+	}
+}

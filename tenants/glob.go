@@ -1,11 +1,15 @@
-package authz
+package tenants
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
 
-// maxGlobLen bounds a channel pattern. Pusher channel names are at most 164
+// MaxGlobLen bounds a channel pattern. Pusher channel names are at most 164
 // bytes, so 200 leaves room for stars while keeping the worst-case match
 // (proportional to pattern length times name length) cheap.
-const maxGlobLen = 200
+const MaxGlobLen = 200
 
 // isGlobByte reports whether c may appear in a channel pattern: the
 // characters Pusher allows in channel names, '#' (as in #server-to-user-1)
@@ -23,10 +27,11 @@ func isGlobByte(c byte) bool {
 	return false
 }
 
-// channelGlob reports whether the channel name matches glob: '*' matches any
+// ChannelGlob reports whether the channel name matches glob: '*' matches any
 // run of bytes, possibly empty, and every other byte matches itself, so the
 // match is case-sensitive and anchored at both ends. It is the only
-// pattern-matching function the Casbin matcher calls.
+// pattern-matching function the Casbin matcher of channel policies calls,
+// and it picks an app's durable channels.
 //
 // The text before the first star must start the name and the text after the
 // last star must end it. Each piece between stars is then taken at its
@@ -34,7 +39,7 @@ func isGlobByte(c byte) bool {
 // room for the pieces after it, so if any placement works this one does.
 // There is no backtracking, and a tenant's pattern cannot make a check cost
 // more than a few scans of the name.
-func channelGlob(name, glob string) bool {
+func ChannelGlob(name, glob string) bool {
 	head, rest, found := strings.Cut(glob, "*")
 	if !found {
 		return name == glob
@@ -64,4 +69,22 @@ func channelGlob(name, glob string) bool {
 		name = name[i+len(piece):]
 	}
 	return true
+}
+
+// CheckGlob validates a channel pattern; the error says what is wrong.
+func CheckGlob(glob string) error {
+	if glob == "" {
+		return fmt.Errorf("empty channel pattern")
+	}
+	for i := 0; i < len(glob); i++ {
+		if !isGlobByte(glob[i]) {
+			r, _ := utf8.DecodeRuneInString(glob[i:])
+			return fmt.Errorf("invalid character %q in channel pattern %q: use A-Z a-z 0-9 _ - = @ , . ; # and * as the wildcard", r, glob)
+		}
+	}
+	// Every byte is ASCII by now, so bytes are characters.
+	if len(glob) > MaxGlobLen {
+		return fmt.Errorf("the channel pattern is %d characters; the limit is %d", len(glob), MaxGlobLen)
+	}
+	return nil
 }
