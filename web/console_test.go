@@ -21,7 +21,6 @@ import (
 	"github.com/heraldrt/herald/billing"
 	"github.com/heraldrt/herald/services/api"
 	"github.com/heraldrt/herald/services/audit"
-	"github.com/heraldrt/herald/services/broker"
 	"github.com/heraldrt/herald/services/gateway"
 	"github.com/heraldrt/herald/tenants"
 )
@@ -138,10 +137,12 @@ type published struct {
 
 var _ api.Gateway = (*fakeGateway)(nil)
 
-func (g *fakeGateway) Publish(_ context.Context, appID, channel string, pub *broker.Publication) error {
+func (g *fakeGateway) Publish(_ context.Context, app *tenants.App, out []gateway.Outgoing) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.published = append(g.published, published{appID, channel, pub.Event, string(pub.Data)})
+	for _, o := range out {
+		g.published = append(g.published, published{app.ID, o.Channel, o.Pub.Event, string(o.Pub.Data)})
+	}
 	return nil
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/heraldrt/herald/authz"
 	"github.com/heraldrt/herald/billing"
 	"github.com/heraldrt/herald/services/audit"
-	"github.com/heraldrt/herald/services/broker"
 	"github.com/heraldrt/herald/services/gateway"
 	"github.com/heraldrt/herald/tenants"
 )
@@ -23,7 +22,7 @@ import (
 // Gateway is what the API needs from the gateway node; *gateway.Node
 // satisfies it.
 type Gateway interface {
-	Publish(ctx context.Context, appID, channel string, pub *broker.Publication) error
+	Publish(ctx context.Context, app *tenants.App, out []gateway.Outgoing) error
 	Channels(ctx context.Context, appID, prefix string, users bool) ([]gateway.ChannelInfo, error)
 	Channel(ctx context.Context, appID, channel string) (gateway.ChannelInfo, error)
 	Users(ctx context.Context, appID, channel string) ([]string, error)

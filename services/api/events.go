@@ -12,6 +12,7 @@ import (
 	"github.com/heraldrt/herald/authz"
 	"github.com/heraldrt/herald/billing"
 	"github.com/heraldrt/herald/services/broker"
+	"github.com/heraldrt/herald/services/gateway"
 	"github.com/heraldrt/herald/services/protocol"
 	"github.com/heraldrt/herald/tenants"
 )
@@ -123,7 +124,7 @@ func (s *Server) postEvents(c *fiber.Ctx) error {
 	if err := s.takePublishes(c, app, len(channels)); err != nil {
 		return err
 	}
-	if err := s.publish(c, app, &e, channels); err != nil {
+	if err := s.publish(c, app, []event{e}, [][]string{channels}); err != nil {
 		return err
 	}
 	if e.Info == "" {
@@ -165,10 +166,8 @@ func (s *Server) postBatchEvents(c *fiber.Ctx) error {
 	}
 	// Every event is validated before any is published, so a bad item
 	// never leaves a batch half sent.
-	for i := range body.Batch {
-		if err := s.publish(c, app, &body.Batch[i], channels[i]); err != nil {
-			return err
-		}
+	if err := s.publish(c, app, body.Batch, channels); err != nil {
+		return err
 	}
 	if !anyInfo {
 		return emptyObject(c)
@@ -208,13 +207,28 @@ func (s *Server) takePublishes(c *fiber.Ctx, app *tenants.App, n int) error {
 	return nil
 }
 
-func (s *Server) publish(c *fiber.Ctx, app *tenants.App, e *event, channels []string) error {
-	pub := &broker.Publication{Event: *e.Name, Data: []byte(*e.Data), ExcludeSocketID: e.SocketID}
-	for _, ch := range channels {
-		if err := s.gateway.Publish(c.UserContext(), app.ID, ch, pub); err != nil {
-			s.log.Error("publish failed", "app", app.ID, "err", err)
-			return &Error{fiber.StatusServiceUnavailable, "publish failed: the message backplane is unavailable, retry"}
+// publish publishes every event of a request in order; events for durable
+// channels are committed to the log before it returns.
+func (s *Server) publish(c *fiber.Ctx, app *tenants.App, events []event, channels [][]string) error {
+	n := 0
+	for _, chs := range channels {
+		n += len(chs)
+	}
+	out := make([]gateway.Outgoing, 0, n)
+	for i := range events {
+		e := &events[i]
+		data := []byte(*e.Data)
+		for _, ch := range channels[i] {
+			out = append(out, gateway.Outgoing{Channel: ch, Pub: broker.Publication{Event: *e.Name, Data: data, ExcludeSocketID: e.SocketID}})
 		}
+	}
+	err := s.gateway.Publish(c.UserContext(), app, out)
+	switch {
+	case errors.Is(err, gateway.ErrLogUnavailable):
+		return &Error{fiber.StatusServiceUnavailable, "publish failed: the event log of durable channels is unavailable, retry; nothing was published"}
+	case err != nil:
+		s.log.Error("publish failed", "app", app.ID, "err", err)
+		return &Error{fiber.StatusServiceUnavailable, "publish failed: the message backplane is unavailable, retry"}
 	}
 	return nil
 }

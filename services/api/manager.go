@@ -15,6 +15,7 @@ import (
 	"github.com/heraldrt/herald/billing"
 	"github.com/heraldrt/herald/services/audit"
 	"github.com/heraldrt/herald/services/broker"
+	"github.com/heraldrt/herald/services/gateway"
 	"github.com/heraldrt/herald/services/protocol"
 	"github.com/heraldrt/herald/tenants"
 )
@@ -407,11 +408,12 @@ func (m *Manager) Broadcast(ctx context.Context, a Actor, b Broadcast) (int, err
 			"payload_sha256": hex.EncodeToString(sum[:]), "reached": strconv.Itoa(reached)}}); err != nil {
 		return 0, err
 	}
-	pub := &broker.Publication{Event: b.Event, Data: []byte(b.Data)}
-	for _, ch := range b.Channels {
-		if err := m.Gateway.Publish(ctx, app.ID, ch, pub); err != nil {
-			return 0, err
-		}
+	out := make([]gateway.Outgoing, len(b.Channels))
+	for i, ch := range b.Channels {
+		out[i] = gateway.Outgoing{Channel: ch, Pub: broker.Publication{Event: b.Event, Data: []byte(b.Data)}}
+	}
+	if err := m.Gateway.Publish(ctx, app, out); err != nil {
+		return 0, err
 	}
 	return reached, nil
 }

@@ -7,40 +7,57 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/services/broker"
+	"github.com/heraldrt/herald/tenants"
 )
 
 // BenchmarkFanout publishes one event to a channel with 1, 100 and 1,000
-// local subscribers on fake transports. Allocations per publish must not
-// grow with the number of subscribers: the frame is encoded once and the
-// same bytes are queued to everyone.
+// local subscribers on fake transports, ephemeral and durable (in-memory
+// log). Allocations per publish must not grow with the number of
+// subscribers: the frame is encoded once and the same bytes are queued to
+// everyone.
 func BenchmarkFanout(b *testing.B) {
-	for _, subs := range []int{1, 100, 1000} {
-		b.Run(fmt.Sprintf("subscribers=%d", subs), func(b *testing.B) {
-			n := testNode(b, Config{QueueFrames: 1 << 20, QueueBytes: 1 << 30}, testApp(b, "1", "key"))
-			conns := make([]*conn, subs)
-			for i := range conns {
-				conns[i] = connect(b, n, "key")
-				conns[i].t.discard = true
-				conns[i].send(`{"event":"pusher:subscribe","data":{"channel":"bench"}}`)
-			}
-			for n.hub.count("1", "bench") < subs {
-				time.Sleep(time.Millisecond)
-			}
-			pub := &broker.Publication{Event: "ev", Data: []byte(`{"message":"hello world, this is a one hundred byte payload for the fan-out benchmark.."}`)}
-			ctx := context.Background()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if err := n.Publish(ctx, "1", "bench", pub); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.N*subs)/b.Elapsed().Seconds(), "deliveries/s")
-			for _, cn := range conns {
-				cn.hangUp()
-			}
-		})
+	for _, durable := range []bool{false, true} {
+		for _, subs := range []int{1, 100, 1000} {
+			b.Run(fmt.Sprintf("durable=%t/subscribers=%d", durable, subs), func(b *testing.B) {
+				benchmarkFanout(b, durable, subs)
+			})
+		}
+	}
+}
+
+func benchmarkFanout(b *testing.B, durable bool, subs int) {
+	app := testApp(b, "1", "key")
+	if durable {
+		app.Settings.Durable = []tenants.DurableRule{{Pattern: "bench"}}
+		if err := app.Validate(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	n := testNode(b, Config{QueueFrames: 1 << 20, QueueBytes: 1 << 30}, app)
+	conns := make([]*conn, subs)
+	for i := range conns {
+		conns[i] = connect(b, n, "key")
+		conns[i].t.discard = true
+		conns[i].send(`{"event":"pusher:subscribe","data":{"channel":"bench"}}`)
+	}
+	for n.hub.count("1", "bench") < subs {
+		time.Sleep(time.Millisecond)
+	}
+	pub := broker.Publication{Event: "ev", Data: []byte(`{"message":"hello world, this is a one hundred byte payload for the fan-out benchmark.."}`)}
+	ctx := context.Background()
+	out := make([]Outgoing, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out[0] = Outgoing{Channel: "bench", Pub: pub}
+		if err := n.Publish(ctx, app, out); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*subs)/b.Elapsed().Seconds(), "deliveries/s")
+	for _, cn := range conns {
+		cn.hangUp()
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/heraldrt/herald/authz"
+	"github.com/heraldrt/herald/services/history"
 	"github.com/heraldrt/herald/services/presence"
 	"github.com/heraldrt/herald/tenants"
 )
@@ -50,6 +51,9 @@ type Client struct {
 	userInfo []byte   // the signed-in user's user_info
 	roles    []string // the signed-in user's roles, from user_info.roles
 	userSlot bool     // the connection holds one of its user's connection slots
+	// cursors are herald:resume positions waiting for their channels'
+	// subscribes.
+	cursors map[string]history.Position
 	// The connection's own rates, used until it signs in; a signed-in
 	// user's rates are shared by its connections through the limiter.
 	subscribes, clientEvents tokenBucket
@@ -70,6 +74,29 @@ type subscription struct {
 	// byPolicy is set when a policy rule, not a channel token, authorised
 	// a private channel; a policy change that withdraws the rule ends it.
 	byPolicy bool
+
+	// On a durable channel: dc is the node's state of the channel, and
+	// start the position announced in subscription_succeeded.
+	dc    *durableChannel
+	start uint64
+	// The subscription's cursor, guarded by client.mu: next is the
+	// sequence number it needs next; while replaying, a catch-up from the
+	// log is feeding it and live events are skipped (missed records that
+	// one was); sentLive is set once a live event has been queued.
+	next      uint64
+	replaying bool
+	missed    bool
+	sentLive  bool
+}
+
+// epoch returns the epoch of a durable subscription's channel.
+func (s *subscription) epoch() string {
+	if s.dc == nil {
+		return ""
+	}
+	s.dc.mu.Lock()
+	defer s.dc.mu.Unlock()
+	return s.dc.epoch
 }
 
 // SocketID returns the connection's socket id.
@@ -81,14 +108,17 @@ func (c *Client) SocketID() string { return c.socketID }
 // reconnects rather than holding memory or slowing anyone else.
 func (c *Client) Enqueue(frame []byte) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.enqueueLocked(frame)
+}
+
+func (c *Client) enqueueLocked(frame []byte) bool {
 	if c.closed || c.closing {
-		c.mu.Unlock()
 		return false
 	}
 	if len(c.queue) >= c.node.cfg.QueueFrames || c.queuedBytes+len(frame) > c.node.cfg.QueueBytes {
 		c.node.slowConsumers.Add(1)
 		c.startCloseLocked(4100, "slow consumer: too many unsent messages")
-		c.mu.Unlock()
 		return false
 	}
 	if c.queue == nil {
@@ -97,8 +127,47 @@ func (c *Client) Enqueue(frame []byte) bool {
 	c.queue = append(c.queue, frame)
 	c.queuedBytes += len(frame)
 	c.startWriterLocked()
-	c.mu.Unlock()
 	return true
+}
+
+// enqueueSeq queues the live event seq of a durable channel if it is the
+// next one the subscription needs, or a later one (the node's stream jumps
+// only past events that retention removed, and says so). An event at or
+// below the cursor is a duplicate; during a catch-up from the log the event
+// is skipped, and the catch-up reads it from the log. excluded events move
+// the cursor without being sent.
+func (c *Client) enqueueSeq(s *subscription, seq uint64, frame []byte, excluded bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.dc == nil && !s.replaying {
+		// Subscribed while the channel was not durable yet.
+		return !excluded && c.enqueueLocked(frame)
+	}
+	if s.replaying {
+		s.missed = true
+		return false
+	}
+	if seq < s.next {
+		return false
+	}
+	s.next = seq + 1
+	if excluded {
+		return false
+	}
+	s.sentLive = true
+	return c.enqueueLocked(frame)
+}
+
+// enqueueGap queues a notice of missing events and moves the cursor of a
+// live subscription to next; a catch-up in progress meets the gap itself.
+func (c *Client) enqueueGap(s *subscription, frame []byte, next uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.replaying {
+		return
+	}
+	s.next = next
+	c.enqueueLocked(frame)
 }
 
 // Close asks the writer to send what is queued, then close the connection

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -80,7 +79,7 @@ func TestDebugStream(t *testing.T) {
 	if d := waitDebug(t, watcher, "subscribed"); d.Channel != "news" || d.SocketID != client.c.SocketID() {
 		t.Errorf("subscribed entry: %+v", d)
 	}
-	if err := n.Publish(context.Background(), "1", "news", &broker.Publication{Event: "flash", Data: []byte(`{"x":1}`)}); err != nil {
+	if err := publishTo(n, "1", "news", broker.Publication{Event: "flash", Data: []byte(`{"x":1}`)}); err != nil {
 		t.Fatal(err)
 	}
 	if d := waitDebug(t, watcher, "api_message"); d.Channel != "news" || d.Event != "flash" || d.Data != `{"x":1}` {
@@ -91,7 +90,7 @@ func TestDebugStream(t *testing.T) {
 		t.Errorf("subscription_error entry: %+v", d)
 	}
 	// Big payloads are cut.
-	if err := n.Publish(context.Background(), "1", "news", &broker.Publication{Event: "big", Data: []byte(strings.Repeat("é", 3000))}); err != nil {
+	if err := publishTo(n, "1", "news", broker.Publication{Event: "big", Data: []byte(strings.Repeat("é", 3000))}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(2 * time.Second)
@@ -124,7 +123,7 @@ func TestDebugStreamQuietWhenUnwatched(t *testing.T) {
 	listener := connect(t, n, "key")
 	listener.send(`{"event":"pusher:subscribe","data":{"channel":"news"}}`)
 	listener.t.waitEvent(t, "pusher_internal:subscription_succeeded")
-	if err := n.Publish(context.Background(), "1", "news", &broker.Publication{Event: "flash", Data: []byte("x")}); err != nil {
+	if err := publishTo(n, "1", "news", broker.Publication{Event: "flash", Data: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
 	listener.t.waitEvent(t, "flash")

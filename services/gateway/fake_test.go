@@ -190,3 +190,12 @@ func (cn *conn) hangUp() {
 		<-cn.ended
 	}
 }
+
+// publishTo publishes one event as the app's backend would.
+func publishTo(n *Node, appID, channel string, pub broker.Publication) error {
+	app, err := n.apps.AppByID(context.Background(), appID)
+	if err != nil {
+		return err
+	}
+	return n.Publish(context.Background(), app, []Outgoing{{Channel: channel, Pub: pub}})
+}

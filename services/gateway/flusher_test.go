@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -61,7 +60,7 @@ func TestFlusherHandsFullSocketToWriter(t *testing.T) {
 	stuckSock.full.Store(true)
 	stuck.t.block = make(chan struct{}) // the blocking write waits too
 	for i := range 5 {
-		if err := n.Publish(context.Background(), "1", "c", &broker.Publication{Event: fmt.Sprint("e", i), Data: []byte("x")}); err != nil {
+		if err := publishTo(n, "1", "c", broker.Publication{Event: fmt.Sprint("e", i), Data: []byte("x")}); err != nil {
 			t.Fatal(err)
 		}
 	}

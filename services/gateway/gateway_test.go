@@ -48,7 +48,7 @@ func TestPublishReachesSubscribersExceptExcluded(t *testing.T) {
 		cn.send(`{"event":"pusher:subscribe","data":{"channel":"news"}}`)
 		cn.t.waitEvent(t, "pusher_internal:subscription_succeeded")
 	}
-	err := n.Publish(context.Background(), "1", "news", &broker.Publication{Event: "flash", Data: []byte(`{"x":1}`), ExcludeSocketID: a.c.SocketID()})
+	err := publishTo(n, "1", "news", broker.Publication{Event: "flash", Data: []byte(`{"x":1}`), ExcludeSocketID: a.c.SocketID()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestPublishReachesSubscribersExceptExcluded(t *testing.T) {
 	}
 	// A control publish afterwards proves the excluded and the other app's
 	// connections have had their chance to receive "flash".
-	if err := n.Publish(context.Background(), "1", "news", &broker.Publication{Event: "after", Data: []byte("x")}); err != nil {
+	if err := publishTo(n, "1", "news", broker.Publication{Event: "after", Data: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
 	a.t.waitEvent(t, "after")
@@ -167,7 +167,7 @@ func TestSlowConsumerIsClosedWith4100(t *testing.T) {
 	// The fast client drains each event before the next is published, so
 	// only the blocked one builds a backlog.
 	for i := 1; i <= 20; i++ {
-		_ = n.Publish(context.Background(), "1", "c", &broker.Publication{Event: "e", Data: []byte("x")})
+		_ = publishTo(n, "1", "c", broker.Publication{Event: "e", Data: []byte("x")})
 		for deadline := time.Now().Add(2 * time.Second); fast.t.count(t, "e") < i; {
 			if time.Now().After(deadline) {
 				t.Fatalf("fast client stuck at %d events", fast.t.count(t, "e"))
@@ -318,7 +318,7 @@ func waitClose(t *testing.T, cn *conn, code int) {
 func flushChannel(t *testing.T, n *Node, cn *conn, channel string) {
 	t.Helper()
 	marker := fmt.Sprintf("marker-%d", time.Now().UnixNano())
-	if err := n.Publish(context.Background(), "1", channel, &broker.Publication{Event: marker, Data: []byte("x")}); err != nil {
+	if err := publishTo(n, "1", channel, broker.Publication{Event: marker, Data: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
 	cn.t.waitEvent(t, marker)

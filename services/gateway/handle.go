@@ -44,6 +44,8 @@ func (n *Node) handleFrame(c *Client, raw []byte) {
 		n.handleUnsubscribe(c, f.Data)
 	case "pusher:signin":
 		n.handleSignin(c, f.Data)
+	case "herald:resume":
+		n.handleResume(c, f.Data)
 	default:
 		if bytes.HasPrefix(f.Event, []byte("client-")) {
 			n.handleClientEvent(c, &f)
@@ -80,8 +82,8 @@ func (n *Node) handleSubscribe(c *Client, data []byte) {
 	}
 	if s, ok := c.channels[channel]; ok {
 		// pusher-js never repeats a subscribe; answer success again without
-		// a second membership.
-		n.sendSubscribed(c, s)
+		// a second membership (or a move of a durable cursor).
+		c.Enqueue(protocol.AppendSubscribed(nil, channel, n.subscribedData(c, s), s.dc != nil, s.epoch(), s.start))
 		return
 	}
 	if limit := c.limits.MaxChannelsPerConnection; limit > 0 && len(c.channels) >= limit {
@@ -143,6 +145,11 @@ func (n *Node) handleSubscribe(c *Client, data []byte) {
 		c.rejectSubscription(channel, 503, "temporarily unable to subscribe, retry")
 		return
 	}
+	_, durable := c.app.Settings.DurableFor(channel)
+	durable = durable && !debug
+	// A durable subscription skips live events until subscription_succeeded
+	// sets its cursor.
+	s.replaying = durable
 	c.channels[channel] = s
 	if n.hub.add(c.app.ID, s) {
 		if err := n.broker.Subscribe(ctx, c.app.ID, channel); err != nil {
@@ -152,6 +159,18 @@ func (n *Node) handleSubscribe(c *Client, data []byte) {
 			return
 		}
 		n.events.ChannelOccupied(c.app.ID, channel)
+	}
+	if durable {
+		dc, err := n.joinDurable(ctx, channelKey{c.app.ID, channel})
+		if err != nil {
+			n.log.Error("durable channel: reading the log failed", "app", c.app.ID, "err", err)
+			n.dropSubscription(c, s)
+			c.rejectSubscription(channel, 503, "temporarily unable to subscribe, retry")
+			return
+		}
+		c.mu.Lock() // broadcasts read it
+		s.dc = dc
+		c.mu.Unlock()
 	}
 	if s.member != nil {
 		first, err := n.presence.Join(ctx, c.app.ID, channel, c.socketID, *s.member, c.limits.MaxPresenceMembers)
@@ -263,22 +282,46 @@ func userIDString(raw json.RawMessage) (string, bool) {
 	return "", false
 }
 
-// sendSubscribed confirms a subscription; presence channels get the member
-// list, which includes the subscriber.
+// sendSubscribed confirms a new subscription; presence channels get the
+// member list, which includes the subscriber. A durable subscription gets
+// its cursor here, at the position announced, or at the client's own
+// cursor when a herald:resume came before the subscribe.
 func (n *Node) sendSubscribed(c *Client, s *subscription) {
-	data := []byte("{}")
-	if s.member != nil {
-		ctx, cancel := n.bounded(context.Background())
-		members, err := n.presence.Members(ctx, c.app.ID, s.channel)
-		cancel()
-		if err != nil {
-			n.log.Error("presence members failed", "app", c.app.ID, "err", err)
-		}
-		data = presenceData(members)
-	}
+	data := n.subscribedData(c, s)
 	s.accepted = true
-	c.Enqueue(protocol.AppendEvent(nil, "pusher_internal:subscription_succeeded", s.channel, data, ""))
 	n.debugEvent(c.app.ID, debugEntry{Type: "subscribed", SocketID: c.socketID, Channel: s.channel, UserID: s.subject.UserID})
+	if s.dc == nil {
+		c.Enqueue(protocol.AppendSubscribed(nil, s.channel, data, false, "", 0))
+		return
+	}
+	if from, ok := c.cursors[s.channel]; ok {
+		delete(c.cursors, s.channel)
+		n.resume(c, s, from, data)
+		return
+	}
+	dc := s.dc
+	dc.mu.Lock()
+	c.mu.Lock()
+	s.start = dc.next - 1
+	s.next, s.replaying, s.missed = dc.next, false, false
+	c.enqueueLocked(protocol.AppendSubscribed(nil, s.channel, data, true, dc.epoch, s.start))
+	c.mu.Unlock()
+	dc.mu.Unlock()
+}
+
+// subscribedData is the data of subscription_succeeded: {} or, on a
+// presence channel, the members.
+func (n *Node) subscribedData(c *Client, s *subscription) []byte {
+	if s.member == nil {
+		return []byte("{}")
+	}
+	ctx, cancel := n.bounded(context.Background())
+	members, err := n.presence.Members(ctx, c.app.ID, s.channel)
+	cancel()
+	if err != nil {
+		n.log.Error("presence members failed", "app", c.app.ID, "err", err)
+	}
+	return presenceData(members)
 }
 
 func presenceData(members []presence.Member) []byte {
@@ -337,6 +380,9 @@ func (n *Node) unsubscribe(c *Client, s *subscription) {
 // broker when it was the channel's last local subscriber.
 func (n *Node) dropSubscription(c *Client, s *subscription) {
 	delete(c.channels, s.channel)
+	if s.dc != nil {
+		n.leaveDurable(s.dc)
+	}
 	ctx, cancel := n.bounded(context.Background())
 	defer cancel()
 	if err := n.occupied.Add(ctx, c.app.ID, s.channel, -1); err != nil {

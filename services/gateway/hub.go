@@ -100,3 +100,33 @@ func (h *hub) broadcast(appID, channel string, frame []byte, excludeSocketID str
 	}
 	return n
 }
+
+// broadcastSeq hands the frame of event seq of a durable channel to every
+// subscriber whose cursor it continues (see Client.enqueueSeq) and returns
+// how many got it. The excluded connection's cursor moves past it too.
+func (h *hub) broadcastSeq(appID, channel string, frame []byte, seq uint64, excludeSocketID string) int {
+	k := channelKey{appID, channel}
+	sh := h.shard(k)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	n := 0
+	for _, s := range sh.channels[k] {
+		if s.client.enqueueSeq(s, seq, frame, s.client.socketID == excludeSocketID) {
+			n++
+		}
+	}
+	return n
+}
+
+// broadcastGap tells every live subscriber of a durable channel that
+// events are missing (frame is a herald:resume_failed) and moves its cursor
+// to next.
+func (h *hub) broadcastGap(appID, channel string, frame []byte, next uint64) {
+	k := channelKey{appID, channel}
+	sh := h.shard(k)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	for _, s := range sh.channels[k] {
+		s.client.enqueueGap(s, frame, next)
+	}
+}

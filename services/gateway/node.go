@@ -16,6 +16,7 @@ import (
 	"github.com/heraldrt/herald/authz"
 	"github.com/heraldrt/herald/billing"
 	"github.com/heraldrt/herald/services/broker"
+	"github.com/heraldrt/herald/services/history"
 	"github.com/heraldrt/herald/services/presence"
 	"github.com/heraldrt/herald/services/protocol"
 	"github.com/heraldrt/herald/tenants"
@@ -51,6 +52,14 @@ type Config struct {
 	// DebugKey signs the tokens that open apps' debug streams (DebugToken);
 	// every node of a cluster needs the same. Empty: no debug stream.
 	DebugKey []byte
+	// ReorderWait is how long an event of a durable channel that arrived
+	// before the events it follows waits for them before the node reads
+	// them from the log. Default 50 ms.
+	ReorderWait time.Duration
+	// DurableCheckInterval is how often the node compares the log's heads
+	// with what it delivered; a channel behind for two checks in a row is
+	// repaired from the log. Default 1 s.
+	DurableCheckInterval time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -68,6 +77,8 @@ func (c *Config) setDefaults() {
 	def(&c.PongTimeout, 30*time.Second)
 	def(&c.BrokerTimeout, 2*time.Second)
 	def(&c.PresenceInterval, 10*time.Second)
+	def(&c.ReorderWait, 50*time.Millisecond)
+	def(&c.DurableCheckInterval, time.Second)
 	defInt(&c.QueueFrames, 1000)
 	defInt(&c.QueueBytes, 1<<20)
 	defInt(&c.MaxFrameBytes, 32<<10)
@@ -88,6 +99,7 @@ type Node struct {
 	plans    billing.Plans
 	meter    *billing.Meter
 	events   EventSink
+	history  history.Store
 	debug    debugState
 	hub      *hub
 	flushers []*flusher
@@ -98,6 +110,9 @@ type Node struct {
 	users     map[userKey]map[*Client]struct{}          // signed-in connections by user
 	presences map[channelKey]map[string]presence.Member // local presence members by channel and connection id
 
+	durMu    sync.Mutex
+	durables map[channelKey]*durableChannel // durable channels with local subscribers
+
 	invalidate func(appID string)
 
 	slowConsumers atomic.Uint64
@@ -106,6 +121,7 @@ type Node struct {
 	stop          chan struct{}
 	sweeperDone   chan struct{}
 	presenceDone  chan struct{}
+	headsDone     chan struct{}
 }
 
 type userKey struct{ appID, userID string }
@@ -134,7 +150,10 @@ type Deps struct {
 	Invalidate func(appID string)
 	Meter      *billing.Meter
 	Events     EventSink // nil: none
-	Log        *slog.Logger
+	// History is the log of durable channels; nil: an in-memory log (one
+	// node).
+	History history.Store
+	Log     *slog.Logger
 }
 
 var _ broker.Handler = (*Node)(nil)
@@ -147,8 +166,8 @@ func NewNode(cfg Config, d Deps) (*Node, error) {
 		cfg: cfg, log: d.Log, apps: d.Apps, broker: d.Broker, presence: d.Presence, occupied: d.Occupancy,
 		conns: d.Connections, policies: d.Policies, limiter: d.Limiter, plans: d.Plans, meter: d.Meter, events: d.Events, hub: newHub(), invalidate: d.Invalidate,
 		clients: map[*Client]struct{}{}, users: map[userKey]map[*Client]struct{}{},
-		presences: map[channelKey]map[string]presence.Member{},
-		stop:      make(chan struct{}), sweeperDone: make(chan struct{}), presenceDone: make(chan struct{}),
+		presences: map[channelKey]map[string]presence.Member{}, history: d.History, durables: map[channelKey]*durableChannel{},
+		stop: make(chan struct{}), sweeperDone: make(chan struct{}), presenceDone: make(chan struct{}), headsDone: make(chan struct{}),
 	}
 	if n.events == nil {
 		n.events = noEvents{}
@@ -179,11 +198,15 @@ func NewNode(cfg Config, d Deps) (*Node, error) {
 	if n.plans == nil {
 		n.plans = billing.NewMemoryPlans()
 	}
+	if n.history == nil {
+		n.history = history.NewMemory()
+	}
 	if err := n.broker.Run(n); err != nil {
 		return nil, err
 	}
 	go n.sweep()
 	go n.keepPresence()
+	go n.watchHeads()
 	return n, nil
 }
 
@@ -191,8 +214,13 @@ func NewNode(cfg Config, d Deps) (*Node, error) {
 func (n *Node) Config() Config { return n.cfg }
 
 // HandlePublication encodes pub once and enqueues the same bytes to every
-// local subscriber of the channel.
+// local subscriber of the channel. Events of durable channels go through
+// the channel's ordering (see durable.go).
 func (n *Node) HandlePublication(appID, channel string, pub *broker.Publication) {
+	if pub.Seq > 0 {
+		n.handleDurable(appID, channel, pub)
+		return
+	}
 	frame := protocol.AppendEvent(make([]byte, 0, 64+len(pub.Event)+len(channel)+len(pub.Data)+len(pub.Data)/8),
 		pub.Event, channel, pub.Data, pub.UserID)
 	delivered := n.hub.broadcast(appID, channel, frame, pub.ExcludeSocketID)
@@ -281,18 +309,63 @@ func (n *Node) InvalidateApp(ctx context.Context, appID string) error {
 	return n.broker.PublishControl(ctx, broker.Control{Kind: broker.InvalidateApp, AppID: appID})
 }
 
-// Publish publishes an event from the app's backend to one channel.
-func (n *Node) Publish(ctx context.Context, appID, channel string, pub *broker.Publication) error {
+// Outgoing is one event for one channel, from the app's backend or an
+// operator.
+type Outgoing struct {
+	Channel string
+	Pub     broker.Publication
+}
+
+// ErrLogUnavailable is returned by Publish when events for durable channels
+// could not be committed: nothing was published.
+var ErrLogUnavailable = errors.New("the event log of durable channels is unavailable")
+
+// Publish publishes events of app, in order. Events for the app's durable
+// channels are committed to the log first, all in one group commit, and
+// get their channel's next sequence numbers; then every event goes to the
+// backplane. An event the log committed counts as published even if the
+// backplane refuses it: the nodes with subscribers read it from the log.
+// Other events fail with the backplane's error.
+func (n *Node) Publish(ctx context.Context, app *tenants.App, out []Outgoing) error {
 	ctx, cancel := n.bounded(ctx)
 	defer cancel()
-	if err := n.broker.Publish(ctx, appID, channel, pub); err != nil {
-		return err
+	var appends []history.Append
+	var logged []int // indexes in out of the events in appends
+	for i := range out {
+		rule, ok := app.Settings.DurableFor(out[i].Channel)
+		if !ok {
+			continue
+		}
+		p := &out[i].Pub
+		appends = append(appends, history.Append{AppID: app.ID, Channel: out[i].Channel, Event: p.Event, Data: p.Data,
+			SocketID: p.ExcludeSocketID, UserID: p.UserID,
+			Retention: history.Retention{MaxEvents: rule.MaxEvents, MaxAge: time.Duration(rule.MaxAge)}})
+		logged = append(logged, i)
 	}
-	n.meter.Published(appID, 1)
-	// Checked first: copying the payload for the entry costs an
-	// allocation that a stream nobody watches should not.
-	if n.debugWatched(appID) {
-		n.debugEvent(appID, debugEntry{Type: "api_message", Channel: channel, Event: pub.Event, Data: string(pub.Data), SocketID: pub.ExcludeSocketID})
+	if len(appends) > 0 {
+		positions, err := n.history.Append(ctx, appends)
+		if err != nil {
+			n.log.Error("durable publish: committing to the log failed", "app", app.ID, "err", err)
+			return ErrLogUnavailable
+		}
+		for j, i := range logged {
+			out[i].Pub.Seq, out[i].Pub.Epoch = positions[j].Seq, positions[j].Epoch
+		}
+	}
+	for i := range out {
+		o := &out[i]
+		if err := n.broker.Publish(ctx, app.ID, o.Channel, &o.Pub); err != nil {
+			if o.Pub.Seq == 0 {
+				return err
+			}
+			n.log.Warn("durable publish: the backplane refused a committed event; nodes will read it from the log", "app", app.ID, "err", err)
+		}
+		n.meter.Published(app.ID, 1)
+		// Checked first: copying the payload for the entry costs an
+		// allocation that a stream nobody watches should not.
+		if n.debugWatched(app.ID) {
+			n.debugEvent(app.ID, debugEntry{Type: "api_message", Channel: o.Channel, Event: o.Pub.Event, Data: string(o.Pub.Data), SocketID: o.Pub.ExcludeSocketID})
+		}
 	}
 	return nil
 }
@@ -400,6 +473,7 @@ func (n *Node) Close(ctx context.Context) error {
 	close(n.stop)
 	<-n.sweeperDone
 	<-n.presenceDone
+	<-n.headsDone
 	n.mu.Lock()
 	conns := make([]*Client, 0, len(n.clients))
 	for c := range n.clients {

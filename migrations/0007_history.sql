@@ -1,0 +1,39 @@
+-- The history of durable channels (package services/history): a counter
+-- row per channel and its events, until retention deletes them.
+--
+-- Ids compare byte by byte (COLLATE "C"), as Go sorts them: appends lock
+-- counter rows in that order, and Trim walks channels in it.
+
+-- One row per channel that ever had an event, never deleted, so that the
+-- epoch stays. Every append updates it, and its row lock is what makes
+-- sequence order commit order across nodes.
+CREATE TABLE history_channels (
+	app_id     text COLLATE "C" NOT NULL,
+	channel    text COLLATE "C" NOT NULL,
+	epoch      text NOT NULL CHECK (epoch ~ '^[0-9a-f]{16}$'),
+	-- The channel's last sequence number.
+	seq        bigint NOT NULL CHECK (seq > 0),
+	-- The MaxEvents of the channel's latest append; 0: no limit.
+	max_events bigint NOT NULL CHECK (max_events >= 0),
+	PRIMARY KEY (app_id, channel)
+) WITH (fillfactor = 50); -- room on each page for the updates to stay HOT
+
+-- No foreign key to history_channels: the counter row is written by the
+-- same statement, and the check would cost a lookup per event.
+CREATE TABLE history_events (
+	app_id     text COLLATE "C" NOT NULL,
+	channel    text COLLATE "C" NOT NULL,
+	seq        bigint NOT NULL CHECK (seq > 0),
+	event      text NOT NULL,
+	data       bytea NOT NULL,
+	socket_id  text NOT NULL,
+	user_id    text NOT NULL,
+	-- When the event was committed, by the database's clock.
+	time       timestamptz NOT NULL,
+	-- time + the MaxAge of its append; NULL: no age limit.
+	expires_at timestamptz,
+	PRIMARY KEY (app_id, channel, seq)
+);
+
+-- Trim finds expired events by it.
+CREATE INDEX history_events_expires_at_idx ON history_events (expires_at) WHERE expires_at IS NOT NULL;

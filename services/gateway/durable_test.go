@@ -1,0 +1,291 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldrt/herald/services/broker"
+	"github.com/heraldrt/herald/services/history"
+	"github.com/heraldrt/herald/services/presence"
+	"github.com/heraldrt/herald/tenants"
+)
+
+// durableNode is a node whose app "1" (key "key") has durable channels
+// "durable-*" keeping at most keep events, on a log the test can write to
+// directly.
+func durableNode(t *testing.T, cfg Config, keep int) (*Node, *history.Memory, *tenants.App) {
+	t.Helper()
+	app := testApp(t, "1", "key")
+	app.Settings.Durable = []tenants.DurableRule{{Pattern: "durable-*", MaxEvents: keep}}
+	if err := app.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	store := tenants.NewMemoryStore()
+	if err := store.PutApp(context.Background(), app); err != nil {
+		t.Fatal(err)
+	}
+	log := history.NewMemory()
+	n, err := NewNode(cfg, Deps{Apps: store, Broker: broker.NewMemory(), Presence: presence.NewMemory(), History: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = n.Close(ctx)
+	})
+	return n, log, app
+}
+
+// seqs returns, in order, the seq of every frame of event name on channel.
+func (f *fakeTransport) seqs(t *testing.T, channel string) []uint64 {
+	t.Helper()
+	var out []uint64
+	for _, e := range f.events(t) {
+		if e["channel"] == channel && e["seq"] != nil && e["event"] != "pusher_internal:subscription_succeeded" {
+			out = append(out, uint64(e["seq"].(float64)))
+		}
+	}
+	return out
+}
+
+// waitSeqs waits until the client has received exactly want on channel.
+func (f *fakeTransport) waitSeqs(t *testing.T, channel string, want []uint64) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		got := f.seqs(t, channel)
+		if slices.Equal(got, want) {
+			return
+		}
+		if len(got) > len(want) || time.Now().After(deadline) {
+			t.Fatalf("seqs on %s: got %v, want %v", channel, got, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func publishN(t *testing.T, n *Node, channel string, count int) {
+	t.Helper()
+	for i := range count {
+		if err := publishTo(n, "1", channel, broker.Publication{Event: "e", Data: fmt.Appendf(nil, `{"i":%d}`, i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func seqRange(from, to uint64) []uint64 {
+	var out []uint64
+	for s := from; s <= to; s++ {
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestDurableSubscribeAndLive(t *testing.T) {
+	n, _, _ := durableNode(t, Config{}, 100)
+	publishN(t, n, "durable-a", 3) // before anyone listens
+	a := connect(t, n, "key")
+	a.send(`{"event":"pusher:subscribe","data":{"channel":"durable-a"}}`)
+	ok := a.t.waitEvent(t, "pusher_internal:subscription_succeeded")
+	if ok["seq"] != float64(3) || ok["epoch"] == "" || ok["epoch"] == nil {
+		t.Fatalf("subscription_succeeded = %v, want epoch and seq 3", ok)
+	}
+	publishN(t, n, "durable-a", 2)
+	a.t.waitSeqs(t, "durable-a", []uint64{4, 5})
+	e := a.t.events(t)
+	if last := e[len(e)-1]; last["event"] != "e" || last["data"] != `{"i":1}` {
+		t.Errorf("last frame %v", last)
+	}
+
+	// An ephemeral channel has neither seq nor epoch.
+	a.send(`{"event":"pusher:subscribe","data":{"channel":"plain"}}`)
+	for _, f := range a.t.events(t) {
+		if f["channel"] == "plain" && (f["seq"] != nil || f["epoch"] != nil) {
+			t.Errorf("ephemeral frame with durable fields: %v", f)
+		}
+	}
+}
+
+func TestResumeBeforeSubscribe(t *testing.T) {
+	n, _, _ := durableNode(t, Config{}, 100)
+	a := connect(t, n, "key")
+	a.send(`{"event":"pusher:subscribe","data":{"channel":"durable-a"}}`)
+	a.t.waitEvent(t, "pusher_internal:subscription_succeeded")
+	publishN(t, n, "durable-a", 3)
+	a.t.waitSeqs(t, "durable-a", []uint64{1, 2, 3})
+	// The channel's epoch, as the client learns it from a later subscription.
+	b := connect(t, n, "key")
+	b.send(`{"event":"pusher:subscribe","data":{"channel":"durable-a"}}`)
+	epoch := b.t.waitEvent(t, "pusher_internal:subscription_succeeded")["epoch"].(string)
+
+	// a drops after seq 1 (say), misses 2..5, and comes back with a cursor.
+	publishN(t, n, "durable-a", 2)
+	c := connect(t, n, "key")
+	c.send(fmt.Sprintf(`{"event":"herald:resume","data":{"channel":"durable-a","epoch":%q,"seq":1}}`, epoch))
+	c.send(`{"event":"pusher:subscribe","data":{"channel":"durable-a"}}`)
+	c.t.waitSeqs(t, "durable-a", []uint64{2, 3, 4, 5})
+	publishN(t, n, "durable-a", 1)
+	c.t.waitSeqs(t, "durable-a", []uint64{2, 3, 4, 5, 6})
+	// subscription_succeeded came first, announcing the live position.
+	if first := c.t.events(t)[1]; first["event"] != "pusher_internal:subscription_succeeded" || first["seq"] != float64(5) {
+		t.Errorf("frame after connection_established: %v", first)
+	}
+}
+
+func TestResumeAfterSubscriptionSucceeded(t *testing.T) {
+	n, _, _ := durableNode(t, Config{}, 100)
+	publishN(t, n, "durable-a", 4)
+	a := connect(t, n, "key")
+	a.send(`{"event":"pusher:subscribe","data":{"channel":"durable-a"}}`)
+	epoch := a.t.waitEvent(t, "pusher_internal:subscription_succeeded")["epoch"].(string)
+	a.send(fmt.Sprintf(`{"event":"herald:resume","data":{"channel":"durable-a","epoch":%q,"seq":1}}`, epoch))
+	a.t.waitSeqs(t, "durable-a", []uint64{2, 3, 4})
+	publishN(t, n, "durable-a", 1)
+	a.t.waitSeqs(t, "durable-a", []uint64{2, 3, 4, 5})
+
+	// Once live events went out, a late resume backfills what is older than
+	// the live stream's start, each event once.
+	b := connect(t, n, "key")
+	b.send(`{"event":"pusher:subscribe","data":{"channel":"durable-a"}}`)
+	b.t.waitEvent(t, "pusher_internal:subscription_succeeded")
+	publishN(t, n, "durable-a", 1)
+	b.t.waitSeqs(t, "durable-a", []uint64{6})
+	b.send(fmt.Sprintf(`{"event":"herald:resume","data":{"channel":"durable-a","epoch":%q,"seq":3}}`, epoch))
+	b.t.waitSeqs(t, "durable-a", []uint64{6, 4, 5})
+}
+
+func TestResumeFailures(t *testing.T) {
+	n, _, _ := durableNode(t, Config{}, 3)
+	publishN(t, n, "durable-a", 6) // keeps 4..6
+	cases := []struct {
+		name, resume, reason string
+	}{
+		{"another epoch", `{"channel":"durable-a","epoch":"0000000000000000","seq":5}`, "epoch_changed"},
+		{"older than retention", `{"channel":"durable-a","epoch":"","seq":1}`, "expired"},
+		{"ahead of the log", `{"channel":"durable-a","epoch":"","seq":60}`, "unknown_position"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := connect(t, n, "key")
+			c.send(`{"event":"herald:resume","data":` + tc.resume + `}`)
+			c.send(`{"event":"pusher:subscribe","data":{"channel":"durable-a"}}`)
+			f := c.t.waitEvent(t, "herald:resume_failed")
+			var d struct {
+				Reason, Epoch string
+				Seq           uint64
+			}
+			if err := json.Unmarshal([]byte(f["data"].(string)), &d); err != nil || d.Reason != tc.reason || d.Seq != 6 || d.Epoch == "" {
+				t.Fatalf("resume_failed %v (%v), want reason %s at seq 6", f, err, tc.reason)
+			}
+			if got := c.t.seqs(t, "durable-a"); len(got) != 0 {
+				t.Errorf("a refused resume replayed %v", got)
+			}
+		})
+	}
+	t.Run("bad request", func(t *testing.T) {
+		c := connect(t, n, "key")
+		c.send(`{"event":"herald:resume","data":{"channel":"durable-a","seq":"x"}}`)
+		if e := c.t.waitEvent(t, "pusher:error"); e["data"].(map[string]any)["message"] == "" {
+			t.Errorf("error without a message: %v", e)
+		}
+		c.send(`{"event":"pusher:subscribe","data":{"channel":"plain"}}`)
+		c.t.waitEvent(t, "pusher_internal:subscription_succeeded")
+		c.send(`{"event":"herald:resume","data":{"channel":"plain","epoch":"","seq":0}}`)
+		if c.t.count(t, "pusher:error") != 2 {
+			c.t.waitEvent(t, "pusher:error")
+		}
+	})
+}
+
+func TestResumeTooFarBehind(t *testing.T) {
+	n, _, _ := durableNode(t, Config{}, 5000)
+	publishN(t, n, "durable-a", maxReplayEvents+2)
+	c := connect(t, n, "key")
+	c.send(`{"event":"herald:resume","data":{"channel":"durable-a","epoch":"","seq":0}}`)
+	c.send(`{"event":"pusher:subscribe","data":{"channel":"durable-a"}}`)
+	f := c.t.waitEvent(t, "herald:resume_failed")
+	if d := f["data"].(string); d == "" || !json.Valid([]byte(d)) || !strings.Contains(d, `"reason":"too_far_behind"`) {
+		t.Fatalf("resume_failed %v", f)
+	}
+}
+
+// TestDurableOrderAcrossRacingPublishers hands the node events out of
+// order, as two API nodes racing to the backplane would: subscribers see
+// the log's order.
+func TestDurableOrderAcrossRacingPublishers(t *testing.T) {
+	n, log, _ := durableNode(t, Config{ReorderWait: time.Hour}, 100)
+	a := connect(t, n, "key")
+	a.send(`{"event":"pusher:subscribe","data":{"channel":"durable-a"}}`)
+	a.t.waitEvent(t, "pusher_internal:subscription_succeeded")
+	pos := appendDirect(t, log, "durable-a", 3)
+	for _, i := range []int{2, 0, 1} {
+		n.HandlePublication("1", "durable-a", &broker.Publication{Event: "e", Data: []byte("x"), Seq: pos[i].Seq, Epoch: pos[i].Epoch})
+	}
+	a.t.waitSeqs(t, "durable-a", []uint64{1, 2, 3})
+	// A duplicate delivery changes nothing.
+	n.HandlePublication("1", "durable-a", &broker.Publication{Event: "e", Data: []byte("x"), Seq: pos[1].Seq, Epoch: pos[1].Epoch})
+	a.t.waitSeqs(t, "durable-a", []uint64{1, 2, 3})
+}
+
+// TestDurableLostEvents: the backplane drops events (a Redis restart). A
+// later event reveals the gap and the node reads the missing ones from the
+// log; a lost last event is found by the head check.
+func TestDurableLostEvents(t *testing.T) {
+	n, log, _ := durableNode(t, Config{ReorderWait: 20 * time.Millisecond, DurableCheckInterval: 30 * time.Millisecond}, 100)
+	a := connect(t, n, "key")
+	a.send(`{"event":"pusher:subscribe","data":{"channel":"durable-a"}}`)
+	a.t.waitEvent(t, "pusher_internal:subscription_succeeded")
+	pos := appendDirect(t, log, "durable-a", 3) // 1 and 2 never reach the node
+	n.HandlePublication("1", "durable-a", &broker.Publication{Event: "e", Data: []byte("x"), Seq: pos[2].Seq, Epoch: pos[2].Epoch})
+	a.t.waitSeqs(t, "durable-a", []uint64{1, 2, 3})
+
+	appendDirect(t, log, "durable-a", 2) // 4 and 5, never published at all
+	a.t.waitSeqs(t, "durable-a", []uint64{1, 2, 3, 4, 5})
+}
+
+func appendDirect(t *testing.T, log history.Store, channel string, count int) []history.Position {
+	t.Helper()
+	events := make([]history.Append, count)
+	for i := range events {
+		events[i] = history.Append{AppID: "1", Channel: channel, Event: "e", Data: []byte("x"), Retention: history.Retention{MaxEvents: 100}}
+	}
+	pos, err := log.Append(context.Background(), events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pos
+}
+
+// TestDurableExcludedSocket: the publisher's own socket is skipped, and its
+// cursor moves on, so the next event is not held back.
+func TestDurableExcludedSocket(t *testing.T) {
+	n, _, _ := durableNode(t, Config{}, 100)
+	a := connect(t, n, "key")
+	a.send(`{"event":"pusher:subscribe","data":{"channel":"durable-a"}}`)
+	a.t.waitEvent(t, "pusher_internal:subscription_succeeded")
+	if err := publishTo(n, "1", "durable-a", broker.Publication{Event: "e", Data: []byte("x"), ExcludeSocketID: a.c.SocketID()}); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, n, "durable-a", 1)
+	a.t.waitSeqs(t, "durable-a", []uint64{2})
+}
+
+// TestDurableReplayIsBounded: a catch-up never overflows the client's own
+// queue: it waits for the writer.
+func TestDurableReplayWaitsForTheWriter(t *testing.T) {
+	n, _, _ := durableNode(t, Config{QueueFrames: 40}, 1000)
+	publishN(t, n, "durable-a", 300)
+	c := connect(t, n, "key")
+	c.send(`{"event":"herald:resume","data":{"channel":"durable-a","epoch":"","seq":0}}`)
+	c.send(`{"event":"pusher:subscribe","data":{"channel":"durable-a"}}`)
+	c.t.waitSeqs(t, "durable-a", seqRange(1, 300))
+	if n.Stats().SlowConsumers != 0 {
+		t.Errorf("the replay made its client a slow consumer")
+	}
+}
