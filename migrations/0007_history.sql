@@ -1,8 +1,8 @@
 -- The history of durable channels (package services/history): a counter
 -- row per channel and its events, until retention deletes them.
 --
--- Ids compare byte by byte (COLLATE "C"), as Go sorts them: appends lock
--- counter rows in that order, and Trim walks channels in it.
+-- Ids compare byte by byte (COLLATE "C"), whatever the database's locale:
+-- cheaper, and the order in which Trim walks channels.
 
 -- One row per channel that ever had an event, never deleted, so that the
 -- epoch stays. Every append updates it, and its row lock is what makes

@@ -146,6 +146,10 @@ func (g *fakeGateway) Publish(_ context.Context, app *tenants.App, out []gateway
 	return nil
 }
 
+func (g *fakeGateway) ReadHistory(context.Context, *tenants.App, string, gateway.HistoryQuery) (*gateway.HistoryPage, *gateway.HistoryError) {
+	return nil, &gateway.HistoryError{Status: 404, Message: "the console's tests have no event log"}
+}
+
 func (g *fakeGateway) Channels(_ context.Context, appID, _ string, _ bool) ([]gateway.ChannelInfo, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -12,6 +12,12 @@ import (
 //go:embed static
 var static embed.FS
 
+// heraldJS is the Herald JS client (web/client), served at
+// /client/herald.js for pages that import it without a package manager.
+//
+//go:embed client/herald.js
+var heraldJS []byte
+
 // securityHeaders are sent with every page: no framing, no sniffing, no
 // referrer, and only same-origin resources.
 var securityHeaders = map[string]string{
@@ -27,6 +33,13 @@ func Routes(r fiber.Router) {
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
+	r.Get("/client/herald.js", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, "text/javascript; charset=utf-8")
+		c.Set(fiber.HeaderCacheControl, "public, max-age=300")
+		c.Set(fiber.HeaderAccessControlAllowOrigin, "*") // a module imported from the app's own origin
+		c.Set("X-Content-Type-Options", "nosniff")
+		return c.Send(heraldJS)
+	})
 	r.Use("/", func(c *fiber.Ctx) error {
 		for k, v := range securityHeaders {
 			c.Set(k, v)

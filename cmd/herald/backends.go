@@ -18,6 +18,7 @@ import (
 	"github.com/heraldrt/herald/services/api"
 	"github.com/heraldrt/herald/services/audit"
 	"github.com/heraldrt/herald/services/broker"
+	"github.com/heraldrt/herald/services/history"
 	"github.com/heraldrt/herald/services/presence"
 	"github.com/heraldrt/herald/tenants"
 )
@@ -37,6 +38,7 @@ type backends struct {
 	audit     audit.Log
 	users     tenants.Users
 	usage     billing.UsageStore
+	history   history.Store
 	node      string // this node's id in the cluster
 	checks    map[string]api.Check
 	metrics   func(*strings.Builder) // the backends' own counters, or nil
@@ -61,6 +63,7 @@ func openBackends(ctx context.Context, cfg *Config, log *slog.Logger) (*backends
 		b.audit = audit.NewMemoryLog()
 		b.users = tenants.NewMemoryUsers(b.apps)
 		b.usage = billing.NewMemoryUsage()
+		b.history = history.NewMemory()
 		if cfg.Migrate {
 			return b, fmt.Errorf("--migrate needs a database: set HERALD_DATABASE_URL")
 		}
@@ -88,6 +91,9 @@ func openBackends(ctx context.Context, cfg *Config, log *slog.Logger) (*backends
 		b.audit = audit.NewPostgresLog(pool)
 		b.users = tenants.NewPostgresUsers(pool)
 		b.usage = billing.NewPostgresUsage(pool)
+		hist := history.NewPostgres(pool, history.PostgresOptions{Log: log})
+		b.history = hist
+		b.closers = append(b.closers, func() { _ = hist.Close() })
 		b.checks["postgres"] = func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("postgres unreachable: %v", err)

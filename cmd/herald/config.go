@@ -50,6 +50,8 @@ type Config struct {
 
 	AuditKey            string
 	AuditAnchorInterval time.Duration
+
+	HistoryTrimInterval time.Duration
 }
 
 // envFlags registers flags whose defaults come from HERALD_* variables and
@@ -168,6 +170,7 @@ func (c *Config) register(e *envFlags) {
 	e.String(&c.SMTPPassword, "smtp-password", "HERALD_SMTP_PASSWORD", "", "SMTP password (prefer the variable)")
 	e.String(&c.AuditKey, "audit-key", "HERALD_AUDIT_KEY", "", "base64 Ed25519 seed (32 bytes) that signs the audit chains' heads (anchors); `herald audit keygen` makes one. Keep it outside the database")
 	e.Duration(&c.AuditAnchorInterval, "audit-anchor-interval", "HERALD_AUDIT_ANCHOR_INTERVAL", time.Hour, "how often the audit chains' heads are signed, when --audit-key is set")
+	e.Duration(&c.HistoryTrimInterval, "history-trim-interval", "HERALD_HISTORY_TRIM_INTERVAL", time.Minute, "how often the node removes durable channels' events past their retention (max_events, max_age)")
 	e.String(&c.PprofAddr, "pprof-addr", "HERALD_PPROF_ADDR", "", "loopback address for Go's pprof profiler (off when empty; never expose it)")
 }
 

@@ -58,6 +58,9 @@ type Main struct {
 	stopUsage context.CancelFunc
 	usageDone chan struct{}
 
+	stopRetention context.CancelFunc
+	retentionDone chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -109,7 +112,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.policies = authz.NewPolicies(m.backends.policies, 0)
 	deps := gateway.Deps{Apps: m.apps, Broker: m.broker, Presence: m.backends.presence,
 		Occupancy: m.backends.occupancy, Connections: m.backends.conns, Policies: m.policies,
-		Limiter: m.backends.limiter, Plans: m.backends.plans, Log: m.Log}
+		Limiter: m.backends.limiter, Plans: m.backends.plans, History: m.backends.history, Log: m.Log}
 	if m.backends.cache != nil {
 		deps.Invalidate = m.backends.cache.Invalidate
 	}
@@ -158,6 +161,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.startUsage()
+	m.startRetention()
 	// The profiler starts first: once the main listener serves, a failed
 	// start would leave Close racing fasthttp's start-up.
 	if m.Config.PprofAddr != "" {
@@ -199,6 +203,9 @@ func (m *Main) servePprof() error {
 // routes lists every route of the node.
 func (m *Main) routes() {
 	m.http.Get("/app/:key", m.node.WebSocketHandler())
+	m.node.FallbackRoutes(m.http)
+	m.http.Get("/app/:key/sse", m.node.SSEHandler())
+	m.http.Get("/app/:key/channels/:channel/events", m.node.HistoryHandler())
 	api.HealthRoutes(m.http, m.node, m.backends.checks, m.backends.metrics)
 	rest := api.New(m.apps, m.node, m.Log)
 	rest.AdminToken = m.Config.AdminToken
@@ -216,6 +223,32 @@ func (m *Main) routes() {
 	}
 	console.Routes(m.http)
 	web.Routes(m.http)
+}
+
+// startRetention removes durable channels' events past their retention
+// every HistoryTrimInterval. Every node does it; the deletes are
+// idempotent, so nodes doing it at once only repeat a little work.
+func (m *Main) startRetention() {
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stopRetention, m.retentionDone = cancel, make(chan struct{})
+	go func() {
+		defer close(m.retentionDone)
+		t := time.NewTicker(max(m.Config.HistoryTrimInterval, time.Second))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				removed, err := m.backends.history.Trim(ctx, now)
+				if err != nil && ctx.Err() == nil {
+					m.Log.Warn("durable channels: enforcing retention failed", "err", err)
+				} else if removed > 0 {
+					m.Log.Debug("durable channels: events past retention removed", "events", removed)
+				}
+			}
+		}
+	}()
 }
 
 // startUsage adds the node's usage to the usage store every 10 s.
@@ -412,6 +445,10 @@ func (m *Main) close() error {
 	if m.stopUsage != nil {
 		m.stopUsage() // flushes once more
 		<-m.usageDone
+	}
+	if m.stopRetention != nil {
+		m.stopRetention()
+		<-m.retentionDone
 	}
 	if m.broker != nil {
 		errs = append(errs, m.broker.Close())

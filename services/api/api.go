@@ -29,6 +29,7 @@ type Gateway interface {
 	TerminateUser(ctx context.Context, appID, userID string) error
 	InvalidateApp(ctx context.Context, appID string) error
 	ConnectionsByNode(ctx context.Context, appID string) (map[string]int, error)
+	ReadHistory(ctx context.Context, app *tenants.App, channel string, q gateway.HistoryQuery) (*gateway.HistoryPage, *gateway.HistoryError)
 	Meter() *billing.Meter
 }
 
@@ -75,6 +76,7 @@ func (s *Server) Routes(r fiber.Router) {
 	apps.Get("/channels", s.getChannels)
 	apps.Get("/channels/:channel_name", s.getChannel)
 	apps.Get("/channels/:channel_name/users", s.getUsers)
+	apps.Get("/channels/:channel_name/events", s.getChannelEvents)
 	apps.Post("/users/:user_id/terminate_connections", s.postTerminate)
 }
 

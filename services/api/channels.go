@@ -1,10 +1,12 @@
 package api
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/heraldrt/herald/services/gateway"
 	"github.com/heraldrt/herald/services/protocol"
 )
 
@@ -126,4 +128,31 @@ func splitInfo(info string) []string {
 		return nil
 	}
 	return strings.Split(info, ",")
+}
+
+// getChannelEvents answers a durable channel's events after a sequence
+// number: GET /apps/{id}/channels/{name}/events?after_seq=N&limit=M
+// (&epoch=E to have a reset channel refused with 410).
+func (s *Server) getChannelEvents(c *fiber.Ctx) error {
+	app := appOf(c)
+	channel := pathParam(c, "channel_name")
+	if !protocol.ValidChannelName(channel) {
+		return badRequest(fmt.Sprintf("invalid channel name %q", protocol.Shorten(channel, 200)))
+	}
+	var q gateway.HistoryQuery
+	for _, p := range []struct {
+		name string
+		to   *string
+	}{{"after_seq", &q.AfterSeq}, {"limit", &q.Limit}, {"epoch", &q.Epoch}} {
+		v, err := param(c, p.name)
+		if err != nil {
+			return err
+		}
+		*p.to = v
+	}
+	page, herr := s.gateway.ReadHistory(c.UserContext(), app, channel, q)
+	if herr != nil {
+		return c.Status(herr.Status).JSON(herr)
+	}
+	return c.JSON(page)
 }

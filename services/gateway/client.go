@@ -51,6 +51,9 @@ type Client struct {
 	userInfo []byte   // the signed-in user's user_info
 	roles    []string // the signed-in user's roles, from user_info.roles
 	userSlot bool     // the connection holds one of its user's connection slots
+	// rejected is the last subscription refusal, for transports that
+	// answer one with an HTTP status.
+	rejected rejection
 	// cursors are herald:resume positions waiting for their channels'
 	// subscribes.
 	cursors map[string]history.Position
@@ -87,6 +90,12 @@ type subscription struct {
 	replaying bool
 	missed    bool
 	sentLive  bool
+}
+
+// rejection is a refused subscription's status and message.
+type rejection struct {
+	status int
+	msg    string
 }
 
 // epoch returns the epoch of a durable subscription's channel.

@@ -63,6 +63,7 @@ func (c *Client) sendError(code int, msg string) {
 // and pusher-js expect: a connection-level pusher:error without a code, and
 // a pusher:subscription_error on the channel for its handlers.
 func (c *Client) rejectSubscription(channel string, status int, msg string) {
+	c.rejected = rejection{status, msg}
 	c.sendError(0, msg)
 	c.Enqueue(subscriptionError(channel, "AuthError", status, msg))
 	c.node.debugEvent(c.app.ID, debugEntry{Type: "subscription_error", SocketID: c.socketID, Channel: channel, Message: msg})
@@ -119,12 +120,20 @@ func (n *Node) handleSubscribe(c *Client, data []byte) {
 		}
 	}
 
+	n.subscribe(c, s, debug, d.Auth)
+}
+
+// subscribe runs a subscription whose channel token (if any) checked out:
+// the channel policy, the rate limit, the hub, presence, and
+// subscription_succeeded. A refusal goes through c.rejectSubscription.
+func (n *Node) subscribe(c *Client, s *subscription, debug bool, auth []byte) {
+	channel := s.channel
 	s.subject = c.subjectOf(s.member)
 	switch {
 	case debug:
 		// Herald's own channel: the console's token is the check, not the
 		// tenant's policy.
-		if !n.debugTokenValid(c, d.Auth) {
+		if !n.debugTokenValid(c, auth) {
 			c.rejectSubscription(channel, 403, "the debug stream needs a token from the console")
 			return
 		}
@@ -291,6 +300,7 @@ func (n *Node) sendSubscribed(c *Client, s *subscription) {
 	s.accepted = true
 	n.debugEvent(c.app.ID, debugEntry{Type: "subscribed", SocketID: c.socketID, Channel: s.channel, UserID: s.subject.UserID})
 	if s.dc == nil {
+		delete(c.cursors, s.channel) // a cursor for a channel that is not durable
 		c.Enqueue(protocol.AppendSubscribed(nil, s.channel, data, false, "", 0))
 		return
 	}

@@ -60,6 +60,10 @@ type Config struct {
 	// with what it delivered; a channel behind for two checks in a row is
 	// repaired from the log. Default 1 s.
 	DurableCheckInterval time.Duration
+	// SSEHeartbeat is how often an SSE stream gets a comment line, which
+	// keeps proxies from closing it and detects a gone client; at most
+	// half the activity timeout. Default 15 s.
+	SSEHeartbeat time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -79,6 +83,7 @@ func (c *Config) setDefaults() {
 	def(&c.PresenceInterval, 10*time.Second)
 	def(&c.ReorderWait, 50*time.Millisecond)
 	def(&c.DurableCheckInterval, time.Second)
+	def(&c.SSEHeartbeat, 15*time.Second)
 	defInt(&c.QueueFrames, 1000)
 	defInt(&c.QueueBytes, 1<<20)
 	defInt(&c.MaxFrameBytes, 32<<10)

@@ -22,7 +22,10 @@ import (
 // events follow the live ones already sent, still each once.
 //
 // A cursor the log cannot serve gets herald:resume_failed on the channel,
-// with the reason and the position the live stream continues from.
+// with the reason and the position the live stream continues from. A
+// replay includes events their publisher excluded by socket_id: the
+// exclusion was for the socket that published them, and a client must not
+// have to guess which holes in a replay are meant.
 
 // Replay bounds (DOS-7): a resume that needs more gets too_far_behind, and
 // the client re-syncs from the app (or pages through the history API).
@@ -166,9 +169,6 @@ func (n *Node) catchUp(c *Client, s *subscription, page history.Page) {
 				break
 			}
 			s.next++
-			if ev.SocketID == c.socketID {
-				continue
-			}
 			frame := protocol.AppendDurableEvent(nil, ev.Event, s.channel, ev.Data, ev.UserID, ev.Seq)
 			sent += len(frame)
 			c.enqueueLocked(frame)
@@ -230,9 +230,6 @@ func (n *Node) backfill(c *Client, s *subscription, page history.Page, upto uint
 				return
 			}
 			last = ev.Seq
-			if ev.SocketID == c.socketID {
-				continue
-			}
 			if sent > maxReplayBytes || !c.waitForRoom() {
 				c.Enqueue(resumeFailedFrame(s.channel, resumeTooFarBehind, page.Epoch, upto))
 				return

@@ -80,11 +80,16 @@ type Store interface {
 	// in slice order; concurrent calls, from this node or any other, get
 	// numbers in the order they commit, so sequence order is commit
 	// order. Concurrent calls share commits (group commit). On error
-	// nothing of this call was committed.
+	// nothing of this call was committed. A call whose ctx ends before its
+	// events are taken into a commit returns ctx's error; once taken, it
+	// returns the commit's outcome. Events without an app id or channel,
+	// with text that is not UTF-8 or holds NUL, or with a negative
+	// retention are refused.
 	Append(ctx context.Context, events []Append) ([]Position, error)
 	// Read returns up to limit events of the channel with a sequence
 	// number above after, with the channel's epoch, head and oldest held
-	// sequence number.
+	// sequence number. limit is clamped to 1..1000; an after at or above
+	// the head returns no events.
 	Read(ctx context.Context, appID, channel string, after uint64, limit int) (Page, error)
 	// Heads returns the current position of each channel, in the same
 	// order (the zero Position for a channel without history).

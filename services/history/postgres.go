@@ -1,12 +1,10 @@
 package history
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -194,109 +192,77 @@ func (p *Postgres) take() []*request {
 	return batch
 }
 
-// appendSQL numbers and inserts a batch in one statement, which is its
-// own transaction. $1..$5 are per channel, sorted by (app id, channel):
-// the order in which the counter rows are locked. $6..$13 are per event;
-// back is how many events of its channel come after it in the batch, so
-// its seq is the channel's new head minus back.
-const appendSQL = `WITH heads AS (
+// appendSQL numbers and inserts a batch of events in one statement,
+// which is its own transaction, and returns their positions in order.
+// Within a channel, back counts the batch's events after an event, so its
+// seq is the channel's new head minus back. heads adds each channel's
+// count to its counter row and keeps the newest max_events, locking the
+// rows in (app id, channel) order, so that two commits never deadlock.
+const appendSQL = `WITH e AS (
+	SELECT *, count(*) OVER w AS n, count(*) OVER w - row_number() OVER (w ORDER BY i) AS back
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[])
+		WITH ORDINALITY AS e (app_id, channel, event, data, socket_id, user_id, max_events, max_age, epoch, i)
+	WINDOW w AS (PARTITION BY app_id, channel)
+), heads AS (
 	INSERT INTO history_channels AS c (app_id, channel, epoch, seq, max_events)
-	SELECT app_id, channel, epoch, n, max_events
-	FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
-		WITH ORDINALITY AS k (app_id, channel, epoch, n, max_events, i)
-	ORDER BY i
+	SELECT DISTINCT ON (app_id, channel) app_id, channel, epoch, n, max_events
+	FROM e ORDER BY app_id, channel, i DESC
 	ON CONFLICT (app_id, channel) DO UPDATE SET seq = c.seq + excluded.seq, max_events = excluded.max_events
 	RETURNING app_id, channel, epoch, seq
-), events AS (
+), inserted AS (
 	INSERT INTO history_events (app_id, channel, seq, event, data, socket_id, user_id, time, expires_at)
-	SELECT h.app_id, h.channel, h.seq - e.back, e.event, e.data, e.socket_id, e.user_id, now(),
+	SELECT e.app_id, e.channel, h.seq - e.back, e.event, e.data, e.socket_id, e.user_id, now(),
 		now() + make_interval(secs => nullif(e.max_age, 0) / 1e9)
-	FROM unnest($6::text[], $7::text[], $8::bigint[], $9::text[], $10::bytea[], $11::text[], $12::text[], $13::bigint[])
-		AS e (app_id, channel, back, event, data, socket_id, user_id, max_age)
-	JOIN heads h ON h.app_id = e.app_id AND h.channel = e.channel
+	FROM e JOIN heads h USING (app_id, channel)
 )
-SELECT app_id, channel, epoch, seq FROM heads`
+SELECT h.epoch, h.seq - e.back FROM e JOIN heads h USING (app_id, channel) ORDER BY e.i`
 
 // commit commits batch and answers its requests: all with their
 // positions, or all with the error.
 func (p *Postgres) commit(batch []*request) {
-	type tally struct{ n, maxEvents int64 }
-	channels := map[ChannelKey]*tally{}
-	var events int
-	for _, r := range batch {
-		for _, a := range r.events {
-			k := ChannelKey{a.AppID, a.Channel}
-			if channels[k] == nil {
-				channels[k] = &tally{}
-			}
-			channels[k].n++
-			channels[k].maxEvents = int64(a.Retention.MaxEvents) // the newest wins
-		}
-		events += len(r.events)
-	}
-	keys := slices.SortedFunc(maps.Keys(channels), func(a, b ChannelKey) int {
-		return cmp.Or(cmp.Compare(a.AppID, b.AppID), cmp.Compare(a.Channel, b.Channel))
-	})
-	var c struct {
-		app, channel, epoch []string
-		n, maxEvents        []int64
-	}
-	for _, k := range keys {
-		c.app, c.channel = append(c.app, k.AppID), append(c.channel, k.Channel)
-		c.epoch = append(c.epoch, newEpoch()) // kept only by a channel's first append
-		c.n, c.maxEvents = append(c.n, channels[k].n), append(c.maxEvents, channels[k].maxEvents)
-	}
 	var e struct {
-		app, channel, event, socket, user []string
-		back, maxAge                      []int64
-		data                              [][]byte
+		app, channel, event, socket, user, epoch []string
+		data                                     [][]byte
+		maxEvents, maxAge                        []int64
 	}
 	for _, r := range batch {
 		for _, a := range r.events {
-			ch := channels[ChannelKey{a.AppID, a.Channel}]
-			ch.n--
 			e.app, e.channel, e.event = append(e.app, a.AppID), append(e.channel, a.Channel), append(e.event, a.Event)
 			e.socket, e.user = append(e.socket, a.SocketID), append(e.user, a.UserID)
-			e.back, e.maxAge = append(e.back, ch.n), append(e.maxAge, int64(a.Retention.MaxAge))
 			if a.Data == nil {
 				a.Data = []byte{} // pgx would send NULL
 			}
 			e.data = append(e.data, a.Data)
+			e.maxEvents = append(e.maxEvents, int64(a.Retention.MaxEvents))
+			e.maxAge = append(e.maxAge, int64(a.Retention.MaxAge))
+			// One for each event, for simplicity: a channel's first commit
+			// keeps one of them, later commits none.
+			e.epoch = append(e.epoch, newEpoch())
 		}
 	}
-
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	rows, _ := p.pool.Query(ctx, appendSQL, c.app, c.channel, c.epoch, c.n, c.maxEvents,
-		e.app, e.channel, e.back, e.event, e.data, e.socket, e.user, e.maxAge)
-	heads := make(map[ChannelKey]Position, len(keys))
-	var (
-		k   ChannelKey
-		pos Position
-	)
-	_, err := pgx.ForEachRow(rows, []any{&k.AppID, &k.Channel, &pos.Epoch, &pos.Seq}, func() error {
-		heads[k] = pos
-		return nil
+	rows, _ := p.pool.Query(ctx, appendSQL, e.app, e.channel, e.event, e.data, e.socket, e.user, e.maxEvents, e.maxAge, e.epoch)
+	// Query's error, if any, is also rows', which CollectRows returns.
+	pos, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Position, error) {
+		var at Position
+		err := row.Scan(&at.Epoch, &at.Seq)
+		return at, err
 	})
-	if err == nil && len(heads) != len(keys) {
-		err = fmt.Errorf("%d heads for %d channels", len(heads), len(keys))
+	if err == nil && len(pos) != len(e.app) {
+		err = fmt.Errorf("%d positions for %d events", len(pos), len(e.app))
 	}
 	if err != nil {
-		p.log.Warn("history: commit failed", "requests", len(batch), "events", events, "err", err)
+		p.log.Warn("history: commit failed", "requests", len(batch), "events", len(e.app), "err", err)
 		for _, r := range batch {
 			r.answer(nil, fmt.Errorf("history: append: %w", err))
 		}
 		return
 	}
-	i := 0
 	for _, r := range batch {
-		pos := make([]Position, len(r.events))
-		for j, a := range r.events {
-			h := heads[ChannelKey{a.AppID, a.Channel}]
-			pos[j] = Position{Epoch: h.Epoch, Seq: h.Seq - uint64(e.back[i])}
-			i++
-		}
-		r.answer(pos, nil)
+		n := len(r.events)
+		r.answer(pos[:n:n], nil)
+		pos = pos[n:]
 	}
 }
 
@@ -373,17 +339,23 @@ func (p *Postgres) Heads(ctx context.Context, channels []ChannelKey) ([]Position
 // the oldest of each channel first, in channels from ($1, $2) on. It
 // returns how many it deleted and the last channel, where the next
 // statement starts, so that no statement scans the channels already done.
+//
+// Like trimAgeSQL, it reads each channel's events in its index (the
+// LATERAL subquery, in channel order so that the LIMIT stops the scan)
+// and deletes them by ctid: joined on the key, PostgreSQL prefers to scan
+// the whole table.
 const trimCountSQL = `WITH doomed AS (
-	SELECT e.app_id, e.channel, e.seq
+	SELECT e.ctid
 	FROM history_channels c
-	JOIN history_events e ON e.app_id = c.app_id AND e.channel = c.channel AND e.seq <= c.seq - c.max_events
+	CROSS JOIN LATERAL (SELECT ctid, seq FROM history_events
+		WHERE app_id = c.app_id AND channel = c.channel AND seq <= c.seq - c.max_events
+		ORDER BY seq LIMIT $3) e
 	WHERE c.max_events > 0 AND (c.app_id, c.channel) >= ($1, $2)
 	ORDER BY c.app_id, c.channel, e.seq
 	LIMIT $3
 ), gone AS (
-	DELETE FROM history_events e USING doomed d
-	WHERE e.app_id = d.app_id AND e.channel = d.channel AND e.seq = d.seq
-	RETURNING e.app_id, e.channel
+	DELETE FROM history_events WHERE ctid = ANY (ARRAY (SELECT ctid FROM doomed))
+	RETURNING app_id, channel
 )
 SELECT count(*) OVER (), app_id, channel FROM gone ORDER BY app_id DESC, channel DESC LIMIT 1`
 
@@ -397,14 +369,15 @@ const trimAgeSQL = `WITH expired AS (
 		WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2) x
 	GROUP BY app_id, channel
 ), doomed AS (
-	SELECT e.app_id, e.channel, e.seq
+	SELECT e.ctid
 	FROM expired x
-	JOIN history_events e ON e.app_id = x.app_id AND e.channel = x.channel AND e.seq <= x.seq
-	ORDER BY e.app_id, e.channel, e.seq
+	CROSS JOIN LATERAL (SELECT ctid, seq FROM history_events
+		WHERE app_id = x.app_id AND channel = x.channel AND seq <= x.seq
+		ORDER BY seq LIMIT $2) e
+	ORDER BY x.app_id, x.channel, e.seq
 	LIMIT $2
 )
-DELETE FROM history_events e USING doomed d
-WHERE e.app_id = d.app_id AND e.channel = d.channel AND e.seq = d.seq`
+DELETE FROM history_events WHERE ctid = ANY (ARRAY (SELECT ctid FROM doomed))`
 
 // Trim deletes in statements of at most 10,000 rows, each its own
 // transaction. Deleted events lock nothing that Append needs: it inserts

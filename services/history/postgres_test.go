@@ -51,7 +51,7 @@ func newPostgres(t testing.TB, pool *pgxpool.Pool) *Postgres {
 }
 
 // Two nodes, each with its own pool, append to the same channels at once,
-// each call to two channels in a random order. Numbers have no gap and no
+// each call to three channels in a random order. Numbers have no gap and no
 // duplicate, and a reader never sees a number committed before a lower
 // one.
 func TestPostgres_TwoNodes(t *testing.T) {
@@ -98,6 +98,7 @@ func TestPostgres_TwoNodes(t *testing.T) {
 				events := []Append{
 					{AppID: "a", Channel: "x", Event: "e", Data: fmt.Appendf(nil, "%d/%d/0", c, i)},
 					{AppID: "a", Channel: "y", Event: "e", Data: fmt.Appendf(nil, "%d/%d/y", c, i)},
+					{AppID: "a", Channel: "z", Event: "e", Data: fmt.Appendf(nil, "%d/%d/z", c, i)},
 					{AppID: "a", Channel: "x", Event: "e", Data: fmt.Appendf(nil, "%d/%d/1", c, i)},
 				}
 				rand.Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
@@ -120,7 +121,7 @@ func TestPostgres_TwoNodes(t *testing.T) {
 	close(stop)
 	readers.Wait()
 
-	for ch, n := range map[string]int{"x": 2 * callers * calls, "y": callers * calls} {
+	for ch, n := range map[string]int{"x": 2 * callers * calls, "y": callers * calls, "z": callers * calls} {
 		page := readAll(t, nodes[1], "a", ch)
 		seen := map[string]bool{}
 		for _, e := range page.Events {
