@@ -12,6 +12,8 @@
 // excluded this socket_id.
 
 const GLOBAL = Symbol('global');
+// Subscription refusals worth retrying: over a rate limit, or unavailable.
+const RETRYABLE = new Set([429, 503]);
 const GAP = Symbol('gap');
 
 export class Herald {
@@ -121,7 +123,8 @@ export class HeraldChannel {
     this._failReason = null; // "unavailable" while retrying
     this._attempt = 0;
     this._buffer = new Map(); // seq -> event held behind a hole
-    this._gapTimer = this._retryTimer = null;
+    this._gapTimer = this._retryTimer = this._subTimer = null;
+    this._subAttempt = 0;
     this._handlers = new Map(); // event name, GLOBAL or GAP -> functions
     this._onPusher = (event, data) => this._handlePusherEvent(event, data);
   }
@@ -174,6 +177,7 @@ export class HeraldChannel {
     this._finishResume();
     this._buffer.clear(); // above the cursor: the next resume brings them again
     this._stop('_gapTimer');
+    this._stop('_subTimer');
   }
 
   _finishResume() {
@@ -193,6 +197,26 @@ export class HeraldChannel {
     const result = event === 'pusher:subscription_succeeded' || event === 'pusher:subscription_error';
     const plain = (!this._herald._transport || this._encrypted) && !isInternal(event);
     if (result || plain) this._emit(event, data, {});
+    if (event === 'pusher:subscription_succeeded') this._subAttempt = 0;
+    // pusher-js never retries a refused subscription. A refusal that says
+    // "try again" (the server's backends are briefly down, or a rate limit)
+    // is retried here, with backoff and jitter, resuming from the cursor.
+    if (event === 'pusher:subscription_error' && data && RETRYABLE.has(data.status)) this._retrySubscribe();
+  }
+
+  _retrySubscribe() {
+    const h = this._herald;
+    const delay = h._random() * Math.min(h._retryMax, h._retryMin * 2 ** this._subAttempt++);
+    this._stop('_subTimer');
+    this._subTimer = h._setTimeout(() => {
+      this._subTimer = null;
+      if (h._channels.get(this.name) !== this || !h._transport) return; // gone, or a reconnect resubscribes
+      this._sendResume();
+      // The channel's own subscribe: after a refusal from the server
+      // pusher-js still counts it pending, so pusher.subscribe would not
+      // send anything.
+      this.pusherChannel.subscribe();
+    }, delay);
   }
 
   _handleFrame(frame) {
