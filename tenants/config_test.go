@@ -1,10 +1,12 @@
 package tenants
 
 import (
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseAppConfigs_Defaults(t *testing.T) {
@@ -93,6 +95,13 @@ func TestParseAppConfigs_Errors(t *testing.T) {
 		{"negative limit", `[{` + valid + `,"settings":{"limits":{"max_connections":-1}}}]`, []string{"settings.limits.max_connections"}, true},
 		{"negative payload", `[{` + valid + `,"settings":{"limits":{"max_payload_bytes":-5}}}]`, []string{"settings.limits.max_payload_bytes"}, true},
 		{"limit over max", `[{` + valid + `,"settings":{"limits":{"max_batch_events":1001}}}]`, []string{"settings.limits.max_batch_events"}, true},
+		{"durable pattern with a space", `[{` + valid + `,"settings":{"durable":[{"pattern":"a b"}]}}]`, []string{"settings.durable[0].pattern"}, true},
+		{"durable empty pattern", `[{` + valid + `,"settings":{"durable":[{"pattern":""}]}}]`, []string{"settings.durable[0].pattern"}, true},
+		{"durable max_events over max", `[{` + valid + `,"settings":{"durable":[{"pattern":"a-*","max_events":100001}]}}]`, []string{"settings.durable[0].max_events"}, true},
+		{"durable max_age too long", `[{` + valid + `,"settings":{"durable":[{"pattern":"a-*","max_age":"721h"}]}}]`, []string{"settings.durable[0].max_age"}, true},
+		{"durable max_age a number", `[{` + valid + `,"settings":{"durable":[{"pattern":"a-*","max_age":60}]}}]`, []string{"24h"}, false},
+		{"durable max_age no unit", `[{` + valid + `,"settings":{"durable":[{"pattern":"a-*","max_age":"60"}]}}]`, []string{"unit"}, false},
+		{"durable unknown field", `[{` + valid + `,"settings":{"durable":[{"pattern":"a-*","keep":5}]}}]`, []string{`"keep"`}, false},
 		{"second entry invalid", `[{` + valid + `},{"id":"2","key":"k2","secret":""}]`, []string{"apps[1]", "secret"}, true},
 		{"duplicate id", `[{` + valid + `},{"id":"1","key":"k2","secret":"s2"}]`, []string{"apps[1]", "id", `"1"`, "twice"}, false},
 		{"duplicate key", `[{` + valid + `},{"id":"2","key":"k1","secret":"s2"}]`, []string{"apps[1]", "key", `"k1"`, "twice"}, false},
@@ -162,5 +171,42 @@ func TestLimitSpecsCoverLimits(t *testing.T) {
 		if l.At(i) != v.Field(i).Addr().Interface().(*int) {
 			t.Errorf("At(%d) does not point to %s", i, f.Name)
 		}
+	}
+}
+
+func TestDurableRules(t *testing.T) {
+	apps, _, err := ParseAppConfigs([]byte(`[{"id":"1","key":"k1","secret":"s1","settings":{"durable":[
+		{"pattern":"orders-*","max_events":50},
+		{"pattern":"*-log","max_age":"90m"},
+		{"pattern":"orders-archive"}]}}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &apps[0].Settings
+	for _, tc := range []struct {
+		channel string
+		want    int // index of the rule, -1 for none
+	}{{"orders-1", 0}, {"orders-archive", 0}, {"audit-log", 1}, {"private-orders-1", -1}, {"orders", -1}} {
+		r, ok := s.DurableFor(tc.channel)
+		switch {
+		case tc.want < 0 && ok:
+			t.Errorf("%s: durable by %+v, want ephemeral", tc.channel, r)
+		case tc.want >= 0 && (!ok || r != &s.Durable[tc.want]):
+			t.Errorf("%s: rule %+v, want rule %d", tc.channel, r, tc.want)
+		}
+	}
+	// Defaults fill in, and the JSON form round-trips.
+	if r := s.Durable[1]; r.MaxEvents != DefaultDurableMaxEvents || time.Duration(r.MaxAge) != 90*time.Minute {
+		t.Errorf("rule 1 = %+v", r)
+	}
+	if r := s.Durable[0]; r.MaxEvents != 50 || time.Duration(r.MaxAge) != DefaultDurableMaxAge {
+		t.Errorf("rule 0 = %+v", r)
+	}
+	b, err := json.Marshal(s.Durable[1])
+	if err != nil || string(b) != `{"pattern":"*-log","max_events":1000,"max_age":"1h30m0s"}` {
+		t.Errorf("rule 1 as JSON: %s, %v", b, err)
+	}
+	if _, _, err := ParseAppConfigs([]byte(`[{"id":"1","key":"k1","secret":"s1","settings":{"durable":[` + strings.Repeat(`{"pattern":"a"},`, MaxDurableRules) + `{"pattern":"b"}]}}]`)); err == nil || !strings.Contains(err.Error(), "settings.durable") {
+		t.Errorf("%d rules accepted: %v", MaxDurableRules+1, err)
 	}
 }
