@@ -12,13 +12,14 @@ import (
 	"github.com/heraldrt/herald/services/broker"
 	"github.com/heraldrt/herald/services/history"
 	"github.com/heraldrt/herald/services/presence"
+	"github.com/heraldrt/herald/services/protocol"
 	"github.com/heraldrt/herald/tenants"
 )
 
 // durableNode is a node whose app "1" (key "key") has durable channels
 // "durable-*" keeping at most keep events, on a log the test can write to
 // directly.
-func durableNode(t *testing.T, cfg Config, keep int) (*Node, *history.Memory, *tenants.App) {
+func durableNode(t testing.TB, cfg Config, keep int) (*Node, *history.Memory, *tenants.App) {
 	t.Helper()
 	app := testApp(t, "1", "key")
 	app.Settings.Durable = []tenants.DurableRule{{Pattern: "durable-*", MaxEvents: keep}}
@@ -70,7 +71,7 @@ func (f *fakeTransport) waitSeqs(t *testing.T, channel string, want []uint64) {
 	}
 }
 
-func publishN(t *testing.T, n *Node, channel string, count int) {
+func publishN(t testing.TB, n *Node, channel string, count int) {
 	t.Helper()
 	for i := range count {
 		if err := publishTo(n, "1", channel, broker.Publication{Event: "e", Data: fmt.Appendf(nil, `{"i":%d}`, i)}); err != nil {
@@ -290,4 +291,47 @@ func TestDurableReplayWaitsForTheWriter(t *testing.T) {
 	if n.Stats().SlowConsumers != 0 {
 		t.Errorf("the replay made its client a slow consumer")
 	}
+}
+
+// FuzzResume feeds herald:resume frames with arbitrary data to a
+// connection subscribed to a durable channel: none may panic, and the
+// connection keeps working.
+func FuzzResume(f *testing.F) {
+	f.Add(`{"channel":"durable-a","epoch":"","seq":1}`)
+	f.Add(`"{\"channel\":\"durable-a\",\"epoch\":\"x\",\"seq\":99999999999999999999}"`)
+	f.Add(`{"channel":"durable-b","seq":-1}`)
+	f.Add(`{"channel":"` + string(make([]byte, 300)) + `","seq":0}`)
+	f.Add(`[]`)
+	n, _, _ := durableNode(f, Config{}, 100)
+	publishN(f, n, "durable-a", 3)
+	f.Fuzz(func(t *testing.T, data string) {
+		c := connect(t, n, "key")
+		defer c.hangUp()
+		c.send(`{"event":"pusher:subscribe","data":{"channel":"durable-a"}}`)
+		c.send(`{"event":"herald:resume","data":` + data + `}`)
+		c.send(`{"event":"pusher:ping","data":{}}`)
+		c.t.waitEvent(t, "pusher:pong")
+		if p := n.Stats().Panics; p != 0 {
+			t.Fatalf("%d panics", p)
+		}
+	})
+}
+
+// FuzzParseEventID: whatever a browser sends as Last-Event-ID, the cursors
+// read from it are valid channel names, bounded in number.
+func FuzzParseEventID(f *testing.F) {
+	f.Add("durable-a:5")
+	f.Add("a:1 b:2 c:x :3 d: e:18446744073709551615")
+	f.Add("a:b:7")
+	f.Fuzz(func(t *testing.T, id string) {
+		cursors := parseEventID(id)
+		if len(cursors) > maxStreamChannels {
+			t.Fatalf("%d cursors", len(cursors))
+		}
+		for ch := range cursors {
+			if !protocol.ValidChannelName(ch) {
+				t.Fatalf("cursor for invalid channel %q", ch)
+			}
+		}
+	})
 }
