@@ -338,3 +338,20 @@ func TestSSE(t *testing.T) {
 		}
 	}
 }
+
+// TestSSEUserComesFromTheToken: a stream's user is the one its token names;
+// a user_id without a token is not believed, so a policy rule for a user
+// cannot be claimed from the query.
+func TestSSEUserComesFromTheToken(t *testing.T) {
+	a := cred{ID: "605", Key: "keyA", Secret: "secretA"}
+	policy := `"policy":"allow user:admin staff subscribe\nallow * news subscribe\n"`
+	m := startMain(t, testConfig(appsJSON(appJSON(a, policy, ""))))
+	if s, status, msg := openSSE(t, m.Addr, "/app/"+a.Key+"/sse?channels=staff&user_id=admin", nil); s != nil || status != 403 || !strings.Contains(msg, "policy") {
+		t.Fatalf("staff with a claimed user: %d %q", status, msg)
+	}
+	exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+	auth := a.Key + ":" + hmacHex(a.Secret, "herald-stream\n"+a.Key+"\nstaff\nadmin\n"+exp)
+	if s, status, msg := openSSE(t, m.Addr, "/app/"+a.Key+"/sse?channels=staff&user_id=admin&expires="+exp+"&auth="+url.QueryEscape(auth), nil); s == nil {
+		t.Fatalf("staff with admin's token: %d %q", status, msg)
+	}
+}

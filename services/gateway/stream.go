@@ -83,7 +83,9 @@ func (n *Node) authorizeStream(ctx context.Context, key string, q url.Values, ch
 	case !app.Active():
 		return nil, &httpError{fiber.StatusForbidden, "app is disabled"}
 	}
-	g := &streamGrant{app: app, channels: channels, userID: q.Get("user_id")}
+	// The user is whoever the token names; without a token, nobody (a
+	// user_id of its own is not believed).
+	g := &streamGrant{app: app, channels: channels}
 	needsToken := false
 	for _, ch := range channels {
 		needsToken = needsToken || protocol.KindOf(ch) != protocol.Public
@@ -99,12 +101,14 @@ func (n *Node) authorizeStream(ctx context.Context, key string, q url.Values, ch
 	if err != nil {
 		return nil, &httpError{fiber.StatusBadRequest, "expires must be the token's expiry in Unix seconds"}
 	}
-	if len(g.userID) > maxUserIDLength {
+	user := q.Get("user_id")
+	if len(user) > maxUserIDLength {
 		return nil, &httpError{fiber.StatusBadRequest, fmt.Sprintf("user_id is over %d characters", maxUserIDLength)}
 	}
-	if err := authz.VerifyStreamToken(app, token, channels, g.userID, expires, time.Now()); err != nil {
+	if err := authz.VerifyStreamToken(app, token, channels, user, expires, time.Now()); err != nil {
 		return nil, &httpError{fiber.StatusUnauthorized, "invalid stream token: " + err.Error()}
 	}
+	g.userID = user
 	return g, nil
 }
 
