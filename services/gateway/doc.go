@@ -18,11 +18,16 @@
 //
 // The node's other goroutines: the liveness sweeper (one ticker for every
 // connection), the presence keeper (heartbeats and expiry of dead nodes'
-// members), and the broker's delivery goroutine, which calls
-// HandlePublication and HandleControl.
+// members), the durable channels' head check (durable.go) and, while one
+// runs, a repair per durable channel that reads missed events from the log,
+// the HTTP fallback's session janitor (xhr.go), and the broker's delivery
+// goroutine, which calls HandlePublication and HandleControl. An SSE stream
+// and an xhr session each have the reader of a connection: the stream's
+// heartbeat loop, the session's inbox of xhr_send frames.
 //
-// Lock order: hub shard lock, then Client.mu, then flusher.mu. Node.mu (the
-// connection, user and presence indexes) is never held with a shard lock or
-// Client.mu, and no lock is held while calling the broker, the presence or
-// occupancy store, or a transport.
+// Lock order: durableChannel.mu, then hub shard lock, then Client.mu, then
+// flusher.mu; fallback.mu before xhrSession.mu. Node.mu and Node.durMu (the
+// connection, user, presence and durable channel indexes) are never held
+// with a shard lock or Client.mu, and no lock is held while calling the
+// broker, the presence, occupancy or history store, or a transport.
 package gateway

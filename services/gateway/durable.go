@@ -156,7 +156,7 @@ func (n *Node) handleDurable(appID, channel string, pub *broker.Publication) {
 		// start them again at this event.
 		n.log.Warn("durable channel changed epoch", "app", appID, "channel_epoch", dc.epoch, "event_epoch", pub.Epoch)
 		dc.epoch = pub.Epoch
-		n.hub.broadcastGap(appID, channel, resumeFailedFrame(channel, "epoch_changed", pub.Epoch, pub.Seq-1), pub.Seq)
+		n.hub.broadcastGap(appID, channel, resumeFailedFrame(channel, resumeEpochChanged, pub.Epoch, pub.Seq-1), pub.Seq)
 		n.broadcastDurableLocked(dc, pub.Seq, pub)
 	case pub.Seq < dc.next:
 		// Already delivered, by a repair.
@@ -282,12 +282,12 @@ func (n *Node) repair(dc *durableChannel) {
 		if page.Epoch != "" && dc.epoch == "" {
 			dc.epoch = page.Epoch
 		}
-		if page.Oldest > dc.next && len(page.Events) > 0 {
+		if page.Oldest > dc.next {
 			// Retention removed events this node never delivered (it was
 			// cut off for longer than the channel keeps events). Tell the
 			// subscribers rather than leave a silent hole.
-			dc.next = page.Events[0].Seq
-			n.hub.broadcastGap(k.appID, k.channel, resumeFailedFrame(k.channel, "expired", page.Epoch, dc.next-1), dc.next)
+			dc.next = page.Oldest
+			n.hub.broadcastGap(k.appID, k.channel, resumeFailedFrame(k.channel, resumeExpired, page.Epoch, dc.next-1), dc.next)
 		}
 		for i := range page.Events {
 			ev := &page.Events[i]

@@ -335,3 +335,24 @@ func FuzzParseEventID(f *testing.F) {
 		}
 	})
 }
+
+// TestDurableNodeCutOffPastRetention: events the node never delivered and
+// retention removed meanwhile are reported to subscribers as a gap, not
+// skipped silently, and delivery goes on.
+func TestDurableNodeCutOffPastRetention(t *testing.T) {
+	n, log, _ := durableNode(t, Config{DurableCheckInterval: 20 * time.Millisecond}, 3)
+	a := connect(t, n, "key")
+	a.send(`{"event":"pusher:subscribe","data":{"channel":"durable-a"}}`)
+	a.t.waitEvent(t, "pusher_internal:subscription_succeeded")
+	appendDirect(t, log, "durable-a", 2) // 1, 2: never published
+	if _, err := log.Append(context.Background(), []history.Append{
+		{AppID: "1", Channel: "durable-a", Event: "e", Data: []byte("x"), Retention: history.Retention{MaxEvents: 1}},
+	}); err != nil { // 3, keeping only itself
+		t.Fatal(err)
+	}
+	f := a.t.waitEvent(t, "herald:resume_failed")
+	if !strings.Contains(f["data"].(string), `"reason":"expired","epoch"`) || !strings.Contains(f["data"].(string), `"seq":2`) {
+		t.Errorf("gap notice %v", f)
+	}
+	a.t.waitSeqs(t, "durable-a", []uint64{3})
+}

@@ -22,6 +22,7 @@ type fakeTransport struct {
 	block   chan struct{} // when set, WriteMany waits on it
 	arrived chan struct{} // signalled after every write
 	discard bool          // count writes without keeping frames
+	last    []byte        // the last frame written, kept even when discarding
 	gone    chan struct{} // closed by Close, ending the reader as a real socket would
 }
 
@@ -35,6 +36,9 @@ func (f *fakeTransport) WriteMany(frames [][]byte) error {
 	}
 	f.mu.Lock()
 	f.writes++
+	if len(frames) > 0 {
+		f.last = frames[len(frames)-1]
+	}
 	if !f.discard {
 		for _, fr := range frames {
 			f.frames = append(f.frames, append([]byte(nil), fr...))
