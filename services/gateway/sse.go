@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"net"
@@ -61,7 +60,7 @@ func (n *Node) SSEHandler() fiber.Handler {
 			}
 		}
 
-		t := &sseTransport{conn: c.Context().Conn(), done: make(chan struct{}), cursors: cursors}
+		t := &sseTransport{done: make(chan struct{}), cursors: cursors}
 		cl, err := n.Connect(c.UserContext(), key, "7", t)
 		if err != nil {
 			var r *Refusal
@@ -75,17 +74,34 @@ func (n *Node) SSEHandler() fiber.Handler {
 			n.Serve(cl, func() ([]byte, error) { return nil, errStreamEnded })
 			return c.Status(refusal.status).JSON(fiber.Map{"error": refusal.msg})
 		}
-		c.Set(fiber.HeaderContentType, "text/event-stream; charset=utf-8")
-		c.Set(fiber.HeaderCacheControl, "no-cache, no-transform")
-		c.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-		c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-			t.attach(w)
+		// The stream takes the connection over, so fasthttp's buffers and
+		// goroutine are released: an idle stream costs what an idle
+		// WebSocket does, not a request in progress.
+		c.Context().HijackSetNoResponse(true)
+		c.Context().Hijack(func(conn net.Conn) {
+			defer conn.Close()
+			if err := t.attach(conn); err != nil {
+				_ = t.Close(CloseAbort, "")
+				n.Serve(cl, func() ([]byte, error) { return nil, err })
+				return
+			}
 			heartbeat := min(n.cfg.SSEHeartbeat, n.cfg.ActivityTimeout/2)
 			n.Serve(cl, func() ([]byte, error) { return nil, t.run(cl, heartbeat) })
 		})
 		return nil
 	}
 }
+
+// sseHeader starts every stream: the response head (the body lasts until
+// the connection closes) and the browser's reconnection delay.
+const sseHeader = "HTTP/1.1 200 OK\r\n" +
+	"Content-Type: text/event-stream; charset=utf-8\r\n" +
+	"Cache-Control: no-cache, no-transform\r\n" +
+	"X-Accel-Buffering: no\r\n" + // nginx: do not buffer the stream
+	"Access-Control-Allow-Origin: *\r\n" +
+	"X-Content-Type-Options: nosniff\r\n" +
+	"Connection: close\r\n\r\n" +
+	"retry: 2000\n\n"
 
 var errStreamEnded = errors.New("stream ended")
 
@@ -155,49 +171,51 @@ func refusalStatus(code int) int {
 	return fiber.StatusServiceUnavailable
 }
 
-// sseTransport writes frames as server-sent events. Frames queued before
-// the response starts streaming wait in early.
+// sseTransport writes frames as server-sent events straight to the
+// connection. Frames queued before the stream starts wait in early.
 type sseTransport struct {
-	conn net.Conn
-
 	mu      sync.Mutex
-	w       *bufio.Writer // the response body, once streaming
+	conn    net.Conn // set by attach
 	early   [][]byte
 	cursors map[string]uint64 // the stream's position on each durable channel
-	id      []byte
-	closed  bool
+	broken  bool              // a write failed
 
 	done  chan struct{} // closed by the first Close
 	ended bool          // a Close came; guarded by mu
 }
 
-// attach starts the stream: the reconnection delay, then what was queued.
-func (t *sseTransport) attach(w *bufio.Writer) {
+// attach starts the stream on conn: the head, then what was queued.
+func (t *sseTransport) attach(conn net.Conn) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.w = w
-	_, _ = w.WriteString("retry: 2000\n\n")
-	frames := t.early
+	t.conn = conn
+	buf := getBuffer()
+	defer putBuffer(buf)
+	*buf = append(*buf, sseHeader...)
+	*buf = t.appendEvents(*buf, t.early)
 	t.early = nil
-	_ = t.writeLocked(frames)
+	return t.writeLocked(*buf)
 }
 
 func (t *sseTransport) WriteMany(frames [][]byte) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed {
+	switch {
+	case t.broken:
 		return errStreamEnded
-	}
-	if t.w == nil {
-		for _, f := range frames {
-			t.early = append(t.early, f)
-		}
+	case t.conn == nil:
+		t.early = append(t.early, frames...)
 		return nil
 	}
-	return t.writeLocked(frames)
+	buf := getBuffer()
+	defer putBuffer(buf)
+	*buf = t.appendEvents(*buf, frames)
+	return t.writeLocked(*buf)
 }
 
-func (t *sseTransport) writeLocked(frames [][]byte) error {
+// appendEvents appends frames as events, each with the id line of the
+// stream's cursors when it moves one.
+func (t *sseTransport) appendEvents(b []byte, frames [][]byte) []byte {
 	for _, f := range frames {
 		var fr protocol.Frame
 		if protocol.DecodeFrame(f, &fr) == nil {
@@ -213,52 +231,56 @@ func (t *sseTransport) writeLocked(frames [][]byte) error {
 				// (its replay follows).
 				if !known && bytes.Contains(f, []byte(`,"epoch":`)) {
 					t.cursors[channel] = fr.Seq
-					t.writeID()
+					b = t.appendID(b)
 				}
 			case fr.Seq > 0:
 				t.cursors[channel] = fr.Seq
-				t.writeID()
+				b = t.appendID(b)
 			}
 		}
-		_, _ = t.w.WriteString("data: ")
+		b = append(b, "data: "...)
 		// Frames are single-line JSON: the encoder escapes line breaks.
-		_, _ = t.w.Write(bytes.ReplaceAll(f, []byte("\n"), []byte("\ndata: ")))
-		_, _ = t.w.WriteString("\n\n")
+		b = append(b, f...)
+		b = append(b, "\n\n"...)
 	}
-	return t.flushLocked()
+	return b
 }
 
-// writeID writes the id line listing every cursor of the stream, sorted
+// appendID appends the id line listing every cursor of the stream, sorted
 // by channel.
-func (t *sseTransport) writeID() {
+func (t *sseTransport) appendID(b []byte) []byte {
 	names := make([]string, 0, len(t.cursors))
 	for ch := range t.cursors {
 		names = append(names, ch)
 	}
 	slices.Sort(names)
-	t.id = append(t.id[:0], "id: "...)
+	b = append(b, "id: "...)
 	for i, ch := range names {
 		if i > 0 {
-			t.id = append(t.id, ' ')
+			b = append(b, ' ')
 		}
-		t.id = append(t.id, ch...)
-		t.id = append(t.id, ':')
-		t.id = strconv.AppendUint(t.id, t.cursors[ch], 10)
+		b = append(b, ch...)
+		b = append(b, ':')
+		b = strconv.AppendUint(b, t.cursors[ch], 10)
 	}
-	t.id = append(t.id, '\n')
-	_, _ = t.w.Write(t.id)
+	return append(b, '\n')
 }
 
-func (t *sseTransport) flushLocked() error {
-	// fasthttp sets one write deadline per response; a stream renews it
-	// for every write instead, so only a stuck client times out.
+// writeLocked writes b with a deadline of its own, so that only a stuck
+// client times out.
+func (t *sseTransport) writeLocked(b []byte) error {
+	if t.broken {
+		return errStreamEnded
+	}
 	_ = t.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if err := t.w.Flush(); err != nil {
-		t.closed = true
+	if _, err := t.conn.Write(b); err != nil {
+		t.broken = true
 		return err
 	}
 	return nil
 }
+
+var heartbeatComment = []byte(": heartbeat\n\n")
 
 // run sends heartbeats until the stream ends, and returns why it ended.
 // A heartbeat that gets through counts as the client's activity.
@@ -271,11 +293,7 @@ func (t *sseTransport) run(c *Client, every time.Duration) error {
 			return errStreamEnded
 		case <-tick.C:
 			t.mu.Lock()
-			err := errStreamEnded
-			if !t.closed {
-				_, _ = t.w.WriteString(": heartbeat\n\n")
-				err = t.flushLocked()
-			}
+			err := t.writeLocked(heartbeatComment)
 			t.mu.Unlock()
 			if err != nil {
 				return err
@@ -292,7 +310,7 @@ func (t *sseTransport) Close(code int, _ string) error {
 	t.mu.Lock()
 	first := !t.ended
 	t.ended = true
-	attached := t.w != nil
+	attached := t.conn != nil
 	t.mu.Unlock()
 	if first {
 		close(t.done)
