@@ -13,10 +13,10 @@ package gateway
 // calling the Node or writing to a connection.
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -168,11 +168,15 @@ func (f *fallback) receive(streaming bool) fiber.Handler {
 		c.Set("X-Accel-Buffering", "no") // nginx must pass each line on at once
 		if streaming {
 			r := s.attach(false)
-			conn := c.Context().Conn()
-			// Headers now, not with the first line, which on a restarted
+			// The stream takes the connection over, releasing fasthttp's
+			// buffers and goroutine for as long as it lasts; the head goes
+			// out at once, not with the first line, which on a restarted
 			// stream may be a heartbeat interval away.
-			c.Context().Response.ImmediateHeaderFlush = true
-			c.Context().SetBodyStreamWriter(func(w *bufio.Writer) { f.stream(s, r, conn, w) })
+			c.Context().HijackSetNoResponse(true)
+			c.Context().Hijack(func(conn net.Conn) {
+				defer conn.Close()
+				f.stream(s, r, conn)
+			})
 			return nil
 		}
 		return c.Send(f.poll(s))
@@ -233,23 +237,26 @@ func (f *fallback) open(c *fiber.Ctx, ip netip.Addr, streaming bool) (*xhrSessio
 // stream writes the session to one xhr_streaming response until the
 // session ends (after its close line), another receive request replaces
 // this one, or the client goes away.
-func (f *fallback) stream(s *xhrSession, r *xhrReceiver, conn net.Conn, w *bufio.Writer) {
+func (f *fallback) stream(s *xhrSession, r *xhrReceiver, conn net.Conn) {
 	defer s.detach(r)
 	beat := time.NewTicker(f.heartbeat)
 	defer beat.Stop()
 	write := func(b []byte) bool {
-		// fasthttp sets the write deadline once per response; a stream
-		// lives longer, so each write gets its own.
+		// Each write gets a deadline of its own: only a stuck client
+		// times out.
 		if conn.SetWriteDeadline(time.Now().Add(writeTimeout)) != nil {
 			return false
 		}
-		if _, err := w.Write(b); err != nil || w.Flush() != nil {
+		if _, err := conn.Write(b); err != nil {
 			return false
 		}
 		if r.sent += utf16Len(b); r.sent > streamCharLimit {
 			s.spend(r) // the client is about to open the next stream
 		}
 		return true
+	}
+	if _, err := io.WriteString(conn, streamHead); err != nil {
+		return
 	}
 	var buf []byte
 	for {
@@ -281,6 +288,16 @@ func (f *fallback) stream(s *xhrSession, r *xhrReceiver, conn net.Conn, w *bufio
 		}
 	}
 }
+
+// streamHead is the head of an xhr_streaming response, whose body lasts
+// until the connection closes.
+const streamHead = "HTTP/1.1 200 OK\r\n" +
+	"Content-Type: text/plain; charset=UTF-8\r\n" +
+	"Cache-Control: no-cache, no-store\r\n" +
+	"X-Content-Type-Options: nosniff\r\n" +
+	"X-Accel-Buffering: no\r\n" + // nginx must pass each line on at once
+	"Access-Control-Allow-Origin: *\r\n" +
+	"Connection: close\r\n\r\n"
 
 // poll answers one xhr request: at once if there is something to say,
 // else when frames arrive, the client pings, a newer poll replaces this one
