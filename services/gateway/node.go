@@ -122,11 +122,15 @@ type Node struct {
 
 	slowConsumers atomic.Uint64
 	panics        atomic.Uint64
-	closing       atomic.Bool
-	stop          chan struct{}
-	sweeperDone   chan struct{}
-	presenceDone  chan struct{}
-	headsDone     chan struct{}
+	// backplaneMissed counts committed durable events the backplane
+	// refused; missWarned is the Unix second of the last warning.
+	backplaneMissed atomic.Uint64
+	missWarned      atomic.Int64
+	closing         atomic.Bool
+	stop            chan struct{}
+	sweeperDone     chan struct{}
+	presenceDone    chan struct{}
+	headsDone       chan struct{}
 }
 
 type userKey struct{ appID, userID string }
@@ -363,7 +367,12 @@ func (n *Node) Publish(ctx context.Context, app *tenants.App, out []Outgoing) er
 			if o.Pub.Seq == 0 {
 				return err
 			}
-			n.log.Warn("durable publish: the backplane refused a committed event; nodes will read it from the log", "app", app.ID, "err", err)
+			n.backplaneMissed.Add(1)
+			// At most one line a second: during a Redis outage every
+			// durable publish gets here.
+			if now := time.Now().Unix(); n.missWarned.Swap(now) != now {
+				n.log.Warn("durable publish: the backplane refused a committed event; nodes will read it from the log", "app", app.ID, "err", err, "refused_total", n.backplaneMissed.Load())
+			}
 		}
 		n.meter.Published(app.ID, 1)
 		// Checked first: copying the payload for the entry costs an
