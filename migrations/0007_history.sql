@@ -4,6 +4,17 @@
 -- Ids compare byte by byte (COLLATE "C"), whatever the database's locale:
 -- cheaper, and the order in which Trim walks channels.
 
+-- The salt of every channel's epoch: 16 hex digits of
+-- HMAC-SHA256(salt, app id NUL channel). A channel has its epoch before its
+-- first event, the same on every node; a database whose history is lost
+-- (a new one) has a new salt, so every channel gets a new epoch. Not a
+-- secret: epochs are public.
+CREATE TABLE history_salt (
+	salt text NOT NULL,
+	one  boolean PRIMARY KEY DEFAULT true CHECK (one)
+);
+INSERT INTO history_salt (salt) VALUES (md5(random()::text || clock_timestamp()::text));
+
 -- One row per channel that ever had an event, never deleted, so that the
 -- epoch stays. Every append updates it, and its row lock is what makes
 -- sequence order commit order across nodes.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -270,8 +271,8 @@ func TestSSE(t *testing.T) {
 	publish(t, m.Addr, a, "d-s", "e", "2", "")
 	s.expect(t, "e", "d-s")
 	id, _ := s.expect(t, "e", "d-s")
-	if id != "d-s:2" {
-		t.Fatalf("id after seq 2 = %q, want d-s:2", id)
+	if !regexp.MustCompile(`^d-s:2:[0-9a-f]{16}$`).MatchString(id) {
+		t.Fatalf("id after seq 2 = %q, want d-s:2:<epoch>", id)
 	}
 	s.resp.Body.Close()
 
@@ -290,6 +291,14 @@ func TestSSE(t *testing.T) {
 	}
 	if !slices.Equal(got, []string{"3", "4", "5"}) {
 		t.Fatalf("after reconnecting from %s: %v", id, got)
+	}
+	s.resp.Body.Close()
+
+	// A cursor from another epoch (a restarted embedded node's) is refused
+	// explicitly, and the stream goes on live.
+	s, _, _ = openSSE(t, m.Addr, "/app/"+a.Key+"/sse?channels=d-s", http.Header{"Last-Event-ID": {"d-s:4:0123456789abcdef"}})
+	if _, f := s.expect(t, "herald:resume_failed", "d-s"); !strings.Contains(f.data(), `"reason":"epoch_changed"`) {
+		t.Errorf("resume_failed %s", f.raw)
 	}
 	s.resp.Body.Close()
 

@@ -146,9 +146,6 @@ func (n *Node) handleDurable(appID, channel string, pub *broker.Publication) {
 	if dc.closed {
 		return
 	}
-	if dc.epoch == "" {
-		dc.epoch = pub.Epoch // the channel's first event
-	}
 	switch {
 	case pub.Epoch != dc.epoch:
 		// The log lost the channel (a reset store); numbering restarted.
@@ -278,9 +275,6 @@ func (n *Node) repair(dc *durableChannel) {
 		if dc.closed {
 			dc.mu.Unlock()
 			return
-		}
-		if page.Epoch != "" && dc.epoch == "" {
-			dc.epoch = page.Epoch
 		}
 		if page.Oldest > dc.next {
 			// Retention removed events this node never delivered (it was

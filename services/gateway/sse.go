@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"errors"
 	"net"
 	"net/url"
@@ -20,9 +19,12 @@ import (
 // SSE: GET /app/:key/sse?channels=a,b streams the channels' events to a
 // browser EventSource, one message per Pusher frame (data is the frame's
 // JSON; no event field, so onmessage sees them all). Events of durable
-// channels carry an id listing the stream's cursors, "<channel>:<seq>"
-// separated by spaces, so a reconnecting EventSource sends them back as
-// Last-Event-ID and the stream resumes where it stopped.
+// channels carry an id listing the stream's cursors,
+// "<channel>:<seq>:<epoch>" separated by spaces, so a reconnecting
+// EventSource sends them back as Last-Event-ID and the stream resumes where
+// it stopped, or is told that the channel's history was reset. A cursor
+// written by hand may leave the epoch out ("<channel>:<seq>"); it is then
+// taken to be the channel's current epoch.
 
 // SSEHandler returns the handler of GET /app/:key/sse.
 func (n *Node) SSEHandler() fiber.Handler {
@@ -108,7 +110,7 @@ var errStreamEnded = errors.New("stream ended")
 // subscribeStream subscribes a stream's client to its channels as the
 // grant's user, each with its cursor from Last-Event-ID. It returns the
 // first refusal.
-func (n *Node) subscribeStream(c *Client, g *streamGrant, cursors map[string]uint64) *rejection {
+func (n *Node) subscribeStream(c *Client, g *streamGrant, cursors map[string]history.Position) *rejection {
 	c.ops.Lock()
 	defer c.ops.Unlock()
 	if g.userID != "" {
@@ -127,11 +129,11 @@ func (n *Node) subscribeStream(c *Client, g *streamGrant, cursors map[string]uin
 		if _, dup := c.channels[ch]; dup {
 			continue
 		}
-		if seq, ok := cursors[ch]; ok {
+		if at, ok := cursors[ch]; ok {
 			if c.cursors == nil {
 				c.cursors = map[string]history.Position{}
 			}
-			c.cursors[ch] = history.Position{Seq: seq}
+			c.cursors[ch] = at
 		}
 		n.subscribe(c, &subscription{client: c, channel: ch}, false, nil)
 		if _, ok := c.channels[ch]; !ok {
@@ -141,18 +143,16 @@ func (n *Node) subscribeStream(c *Client, g *streamGrant, cursors map[string]uin
 	return nil
 }
 
-// parseEventID reads "<channel>:<seq> <channel>:<seq>..."; anything else
-// is ignored (a stream without cursors starts live).
-func parseEventID(id string) map[string]uint64 {
-	out := map[string]uint64{}
+// parseEventID reads "<channel>:<seq>[:<epoch>] ..."; anything else is
+// ignored (a stream without cursors starts live).
+func parseEventID(id string) map[string]history.Position {
+	out := map[string]history.Position{}
 	for part := range strings.FieldsSeq(id) {
-		i := strings.LastIndexByte(part, ':')
-		if i <= 0 {
-			continue
-		}
-		seq, err := strconv.ParseUint(part[i+1:], 10, 64)
-		if err == nil && protocol.ValidChannelName(part[:i]) && len(out) < maxStreamChannels {
-			out[part[:i]] = seq
+		channel, rest, _ := strings.Cut(part, ":")
+		seqText, epoch, _ := strings.Cut(rest, ":")
+		seq, err := strconv.ParseUint(seqText, 10, 64)
+		if err == nil && protocol.ValidChannelName(channel) && len(epoch) <= 64 && len(out) < maxStreamChannels {
+			out[channel] = history.Position{Epoch: epoch, Seq: seq}
 		}
 	}
 	return out
@@ -177,8 +177,8 @@ type sseTransport struct {
 	mu      sync.Mutex
 	conn    net.Conn // set by attach
 	early   [][]byte
-	cursors map[string]uint64 // the stream's position on each durable channel
-	broken  bool              // a write failed
+	cursors map[string]history.Position // the stream's position on each durable channel
+	broken  bool                        // a write failed
 
 	done  chan struct{} // closed by the first Close
 	ended bool          // a Close came; guarded by mu
@@ -223,18 +223,22 @@ func (t *sseTransport) appendEvents(b []byte, frames [][]byte) []byte {
 				continue // nobody can answer it; heartbeats keep the stream alive
 			}
 			channel := string(fr.Channel)
-			_, known := t.cursors[channel]
+			at, known := t.cursors[channel]
 			switch {
-			case string(fr.Event) == "pusher_internal:subscription_succeeded":
-				// A durable channel's live start is the stream's first
-				// position there, unless a cursor came with the request
-				// (its replay follows).
-				if !known && bytes.Contains(f, []byte(`,"epoch":`)) {
-					t.cursors[channel] = fr.Seq
+			case fr.Epoch != nil:
+				// subscription_succeeded of a durable channel: the live
+				// start is the stream's first position there, unless a
+				// cursor of this epoch came with the request (its replay
+				// follows).
+				if !known || at.Epoch != string(fr.Epoch) && at.Epoch != "" {
+					t.cursors[channel] = history.Position{Epoch: string(fr.Epoch), Seq: fr.Seq}
 					b = t.appendID(b)
+				} else if at.Epoch == "" {
+					t.cursors[channel] = history.Position{Epoch: string(fr.Epoch), Seq: at.Seq}
 				}
-			case fr.Seq > 0:
-				t.cursors[channel] = fr.Seq
+			case fr.Seq > 0 && known:
+				at.Seq = fr.Seq
+				t.cursors[channel] = at
 				b = t.appendID(b)
 			}
 		}
@@ -259,9 +263,14 @@ func (t *sseTransport) appendID(b []byte) []byte {
 		if i > 0 {
 			b = append(b, ' ')
 		}
+		at := t.cursors[ch]
 		b = append(b, ch...)
 		b = append(b, ':')
-		b = strconv.AppendUint(b, t.cursors[ch], 10)
+		b = strconv.AppendUint(b, at.Seq, 10)
+		if at.Epoch != "" {
+			b = append(b, ':')
+			b = append(b, at.Epoch...)
+		}
 	}
 	return append(b, '\n')
 }

@@ -79,7 +79,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 				t.Errorf("%s: Append accepted %+v", name, bad)
 			}
 		}
-		if heads := mustHeads(t, s, ChannelKey{"a", "x"}); heads[0] != (Position{}) {
+		if heads := mustHeads(t, s, ChannelKey{"a", "x"}); heads[0].Seq != 0 {
 			t.Errorf("head %v after refused appends, want none", heads[0])
 		}
 	})
@@ -91,7 +91,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		if _, err := s.Append(cctx, []Append{ev("a", "x", "e")}); !errors.Is(err, context.Canceled) {
 			t.Fatalf("Append = %v, want context.Canceled", err)
 		}
-		if heads := mustHeads(t, s, ChannelKey{"a", "x"}); heads[0] != (Position{}) {
+		if heads := mustHeads(t, s, ChannelKey{"a", "x"}); heads[0].Seq != 0 {
 			t.Errorf("head %v, want none", heads[0])
 		}
 	})
@@ -114,8 +114,18 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 					c.after, c.limit, page.Head, page.Oldest, eventSeqs(page), seqRange(c.first, c.end))
 			}
 		}
-		if page := mustRead(t, s, "a", "nothing", 0, 10); page.Epoch != "" || page.Head != 0 || page.Oldest != 1 || len(page.Events) != 0 {
-			t.Errorf("page of a channel without history %+v, want head 0, oldest 1", page)
+		page := mustRead(t, s, "a", "nothing", 0, 10)
+		if page.Epoch == "" || page.Head != 0 || page.Oldest != 1 || len(page.Events) != 0 {
+			t.Errorf("page of a channel without history %+v, want an epoch, head 0, oldest 1", page)
+		}
+		// The epoch a channel has before its first event is the one its
+		// events get, and Heads agrees.
+		if pos := mustAppend(t, s, ev("a", "nothing", "e")); pos[0].Epoch != page.Epoch {
+			t.Errorf("first event's epoch %s, announced %s", pos[0].Epoch, page.Epoch)
+		}
+		if heads := mustHeads(t, s, ChannelKey{"a", "nothing"}, ChannelKey{"a", "never"}, ChannelKey{"b", "nothing"}); heads[0].Epoch != page.Epoch ||
+			heads[1].Epoch == "" || heads[1].Epoch == page.Epoch || heads[2].Epoch == page.Epoch {
+			t.Errorf("heads %v: want a's nothing at %s, and other epochs for the others", heads, page.Epoch)
 		}
 	})
 
@@ -132,7 +142,8 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		x := appendN(t, s, "a", "x", 3, Retention{})
 		y := appendN(t, s, "a", "y", 1, Retention{})
 		heads := mustHeads(t, s, ChannelKey{"a", "y"}, ChannelKey{"a", "none"}, ChannelKey{"a", "x"}, ChannelKey{"b", "x"}, ChannelKey{"a", "y"})
-		if want := []Position{y, {}, x, {}, y}; !slices.Equal(heads, want) {
+		none, bx := mustRead(t, s, "a", "none", 0, 1).Epoch, mustRead(t, s, "b", "x", 0, 1).Epoch
+		if want := []Position{y, {none, 0}, x, {bx, 0}, y}; !slices.Equal(heads, want) {
 			t.Errorf("heads %v, want %v", heads, want)
 		}
 		if heads := mustHeads(t, s); len(heads) != 0 {

@@ -47,7 +47,9 @@ type Event struct {
 }
 
 // Position is a place in a channel's log: its epoch and a sequence number.
-// A channel that has never had an event has the zero Position.
+// A channel that has never had an event is at Seq 0 of its epoch: a
+// channel's epoch exists from the start, so that subscribers that come
+// before its first event learn the epoch its events will have.
 type Position struct {
 	Epoch string
 	Seq   uint64
@@ -92,7 +94,7 @@ type Store interface {
 	// the head returns no events.
 	Read(ctx context.Context, appID, channel string, after uint64, limit int) (Page, error)
 	// Heads returns the current position of each channel, in the same
-	// order (the zero Position for a channel without history).
+	// order (Seq 0 and the channel's epoch for a channel without events).
 	Heads(ctx context.Context, channels []ChannelKey) ([]Position, error)
 	// Trim enforces every channel's retention as of now and returns how
 	// many events it removed. It removes the oldest events of a channel

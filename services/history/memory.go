@@ -2,7 +2,9 @@ package history
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,6 +25,7 @@ const maxRead = 1000
 type Memory struct {
 	mu       sync.Mutex
 	channels map[ChannelKey]*memChannel
+	salt     []byte // of the epochs, new with every process
 	closed   bool
 }
 
@@ -43,7 +46,7 @@ type memEvent struct {
 
 // NewMemory returns an empty store. It copies the data it is given and
 // the data it returns, so callers may reuse their buffers.
-func NewMemory() *Memory { return &Memory{channels: map[ChannelKey]*memChannel{}} }
+func NewMemory() *Memory { return &Memory{channels: map[ChannelKey]*memChannel{}, salt: newSalt()} }
 
 // Append enforces MaxEvents at once, so that a channel never holds more
 // events than its retention even if Trim never runs.
@@ -65,7 +68,7 @@ func (m *Memory) Append(ctx context.Context, events []Append) ([]Position, error
 		key := ChannelKey{a.AppID, a.Channel}
 		ch := m.channels[key]
 		if ch == nil {
-			ch = &memChannel{epoch: newEpoch()}
+			ch = &memChannel{epoch: epochOf(m.salt, key)}
 			m.channels[key] = ch
 		}
 		ch.head++
@@ -95,9 +98,10 @@ func (m *Memory) Read(_ context.Context, appID, channel string, after uint64, li
 	if m.closed {
 		return Page{}, ErrClosed
 	}
-	ch := m.channels[ChannelKey{appID, channel}]
+	key := ChannelKey{appID, channel}
+	ch := m.channels[key]
 	if ch == nil {
-		return Page{Oldest: 1}, nil
+		return Page{Epoch: epochOf(m.salt, key), Oldest: 1}, nil
 	}
 	oldest := ch.head + 1 - uint64(len(ch.events))
 	page := Page{Epoch: ch.epoch, Head: ch.head, Oldest: oldest}
@@ -122,8 +126,9 @@ func (m *Memory) Heads(_ context.Context, channels []ChannelKey) ([]Position, er
 	}
 	pos := make([]Position, len(channels))
 	for i, k := range channels {
+		pos[i] = Position{Epoch: epochOf(m.salt, k)}
 		if ch := m.channels[k]; ch != nil {
-			pos[i] = Position{Epoch: ch.epoch, Seq: ch.head}
+			pos[i].Seq = ch.head
 		}
 	}
 	return pos, nil
@@ -183,11 +188,24 @@ func check(events []Append) error {
 	return nil
 }
 
-// newEpoch returns 16 random lowercase hex digits.
-func newEpoch() string {
-	b := make([]byte, 8)
+// epochOf returns the epoch of a channel in a store with salt: 16 hex
+// digits of HMAC-SHA256(salt, app id NUL channel). Deriving it lets a
+// channel have its epoch before its first event, the same on every node,
+// with nothing written; a store whose history is lost has a new salt, so
+// every channel gets a new epoch.
+func epochOf(salt []byte, k ChannelKey) string {
+	m := hmac.New(sha256.New, salt)
+	m.Write([]byte(k.AppID))
+	m.Write([]byte{0})
+	m.Write([]byte(k.Channel))
+	return hex.EncodeToString(m.Sum(nil)[:8])
+}
+
+// newSalt returns 16 random bytes.
+func newSalt() []byte {
+	b := make([]byte, 16)
 	_, _ = rand.Read(b) // never fails: the runtime crashes first
-	return hex.EncodeToString(b)
+	return b
 }
 
 func clampLimit(limit int) int { return min(max(limit, 1), maxRead) }

@@ -66,6 +66,24 @@ type Postgres struct {
 	wake chan struct{} // holds a token when the queue may have requests
 	stop chan struct{} // closed by Close
 	done chan struct{} // closed when the committer has returned
+
+	saltMu sync.Mutex
+	salt   []byte // the database's epoch salt, once read
+}
+
+// saltOf returns the database's epoch salt (table history_salt, made by
+// the migration), reading it once.
+func (p *Postgres) saltOf(ctx context.Context) ([]byte, error) {
+	p.saltMu.Lock()
+	defer p.saltMu.Unlock()
+	if p.salt == nil {
+		var salt string
+		if err := p.pool.QueryRow(ctx, `SELECT salt FROM history_salt`).Scan(&salt); err != nil {
+			return nil, fmt.Errorf("history: epoch salt: %w", err)
+		}
+		p.salt = []byte(salt)
+	}
+	return p.salt, nil
 }
 
 var _ Store = (*Postgres)(nil)
@@ -220,6 +238,15 @@ SELECT h.epoch, h.seq - e.back FROM e JOIN heads h USING (app_id, channel) ORDER
 // commit commits batch and answers its requests: all with their
 // positions, or all with the error.
 func (p *Postgres) commit(batch []*request) {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	salt, err := p.saltOf(ctx)
+	if err != nil {
+		for _, r := range batch {
+			r.answer(nil, err)
+		}
+		return
+	}
 	var e struct {
 		app, channel, event, socket, user, epoch []string
 		data                                     [][]byte
@@ -237,11 +264,9 @@ func (p *Postgres) commit(batch []*request) {
 			e.maxAge = append(e.maxAge, int64(a.Retention.MaxAge))
 			// One for each event, for simplicity: a channel's first commit
 			// keeps one of them, later commits none.
-			e.epoch = append(e.epoch, newEpoch())
+			e.epoch = append(e.epoch, epochOf(salt, ChannelKey{a.AppID, a.Channel}))
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
 	rows, _ := p.pool.Query(ctx, appendSQL, e.app, e.channel, e.event, e.data, e.socket, e.user, e.maxEvents, e.maxAge, e.epoch)
 	// Query's error, if any, is also rows', which CollectRows returns.
 	pos, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Position, error) {
@@ -284,10 +309,14 @@ func (p *Postgres) Read(ctx context.Context, appID, channel string, after uint64
 	if p.stopped() {
 		return Page{}, ErrClosed
 	}
-	page := Page{Oldest: 1}
+	salt, err := p.saltOf(ctx)
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Epoch: epochOf(salt, ChannelKey{appID, channel}), Oldest: 1}
 	rows, _ := p.pool.Query(ctx, readSQL, appID, channel, min(after, math.MaxInt64), clampLimit(limit))
 	var ev Event
-	_, err := pgx.ForEachRow(rows, []any{&page.Epoch, &page.Head, &page.Oldest,
+	_, err = pgx.ForEachRow(rows, []any{&page.Epoch, &page.Head, &page.Oldest,
 		&ev.Seq, &ev.Event, &ev.Data, &ev.SocketID, &ev.UserID, &ev.Time}, func() error {
 		if ev.Seq > 0 {
 			ev.Time = ev.Time.UTC()
@@ -314,14 +343,19 @@ func (p *Postgres) Heads(ctx context.Context, channels []ChannelKey) ([]Position
 	if p.stopped() {
 		return nil, ErrClosed
 	}
+	salt, err := p.saltOf(ctx)
+	if err != nil {
+		return nil, err
+	}
 	apps, names := make([]string, len(channels)), make([]string, len(channels))
+	pos := make([]Position, len(channels))
 	for i, k := range channels {
 		apps[i], names[i] = k.AppID, k.Channel
+		pos[i].Epoch = epochOf(salt, k)
 	}
 	rows, _ := p.pool.Query(ctx, `SELECT k.i, c.epoch, c.seq
 		FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k (app_id, channel, i)
 		JOIN history_channels c ON c.app_id = k.app_id AND c.channel = k.channel`, apps, names)
-	pos := make([]Position, len(channels))
 	var (
 		i  int
 		at Position

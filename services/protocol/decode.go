@@ -33,6 +33,9 @@ type Frame struct {
 	// Seq is a server frame's sequence number on a durable channel; 0 if
 	// absent or not a whole number.
 	Seq uint64
+	// Epoch is a server frame's epoch on a durable channel, unescaped;
+	// nil if absent or not a string.
+	Epoch []byte
 }
 
 // DecodeFrame decodes one client frame {"event","channel"?,"data"?} into f.
@@ -53,7 +56,7 @@ func DecodeFrame(b []byte, f *Frame) error {
 		}
 		return ErrNotObject
 	}
-	var eventRaw, channelRaw []byte
+	var eventRaw, channelRaw, epochRaw []byte
 	err := s.object(0, func(key, val []byte) error {
 		switch string(key) {
 		case "event":
@@ -70,6 +73,10 @@ func DecodeFrame(b []byte, f *Frame) error {
 			f.Data = val
 		case "seq":
 			f.Seq = wholeNumber(val)
+		case "epoch":
+			if val[0] == '"' {
+				epochRaw = val
+			}
 		}
 		return nil
 	})
@@ -91,6 +98,11 @@ func DecodeFrame(b []byte, f *Frame) error {
 	}
 	if channelRaw != nil {
 		if f.Channel, err = unquote(channelRaw); err != nil {
+			return err
+		}
+	}
+	if epochRaw != nil {
+		if f.Epoch, err = unquote(epochRaw); err != nil {
 			return err
 		}
 	}

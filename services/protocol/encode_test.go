@@ -273,9 +273,13 @@ func TestAppendDurableEvent(t *testing.T) {
 			t.Fatalf("frame %q: seq %d, err %v; want %d", out, got.Seq, err, seq)
 		}
 		var f Frame
-		if err := DecodeFrame(out, &f); err != nil || f.Seq != seq || string(f.Channel) != "durable-x" {
+		if err := DecodeFrame(out, &f); err != nil || f.Seq != seq || string(f.Channel) != "durable-x" || f.Epoch != nil {
 			t.Errorf("DecodeFrame(%q) = seq %d channel %q, %v", out, f.Seq, f.Channel, err)
 		}
+	}
+	var f Frame
+	if err := DecodeFrame(AppendSubscribed(nil, "c", []byte("{}"), true, "e1", 7), &f); err != nil || string(f.Epoch) != "e1" || f.Seq != 7 {
+		t.Errorf("DecodeFrame(subscribed) = epoch %q seq %d, %v", f.Epoch, f.Seq, err)
 	}
 	if got, want := string(AppendSubscribed(nil, "c", []byte("{}"), true, "e1", 7)),
 		`{"event":"pusher_internal:subscription_succeeded","channel":"c","data":"{}","epoch":"e1","seq":7}`; got != want {

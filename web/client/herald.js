@@ -272,8 +272,12 @@ export class HeraldChannel {
       return this._scheduleRetry();
     }
     const from = this.cursor();
-    // Never move back within an epoch: that would deliver events twice.
-    if (info.epoch !== this._epoch || info.seq > this._seq) this._setCursor(info.epoch, info.seq);
+    // Never move back within an epoch, which would deliver events twice,
+    // unless the server says the cursor is beyond its log: then the cursor
+    // was wrong (a hand-made one, or from a log that was reset).
+    if (info.epoch !== this._epoch || info.seq > this._seq || info.reason === 'unknown_position') {
+      this._setCursor(info.epoch, info.seq);
+    }
     this._finishResume();
     this._save();
     this._gap({ reason: info.reason, from, to: this.cursor() });

@@ -155,3 +155,12 @@ test('malformed resume_failed data is ignored', async () => {
   assert.deepEqual(got.gaps, []);
   assert.deepEqual(ch.cursor(), { epoch: 'E1', seq: 10 });
 });
+
+test('resume_failed "unknown_position" moves the cursor back to the server\'s position', async () => {
+  const { pusher, got, ch } = await resumed(10, 3);
+  pusher.receive(resumeFailed('orders', 'unknown_position', 'E1', 3));
+  assert.deepEqual(ch.cursor(), { epoch: 'E1', seq: 3 });
+  assert.deepEqual(got.gaps, [{ reason: 'unknown_position', from: { epoch: 'E1', seq: 10 }, to: { epoch: 'E1', seq: 3 } }]);
+  pusher.receive(event('orders', 4));
+  assert.deepEqual(got.seqs(), [4]);
+});
