@@ -115,6 +115,17 @@ export function record(target, event, label = event) {
 
 const openClients = new Set();
 
+/** Registers any client with a close() method, so that useHerald/useCluster close it after each test. */
+export function trackClient(client) {
+  openClients.add(client);
+  return client;
+}
+
+/** Forgets a client registered with trackClient (call it from its close()). */
+export function untrackClient(client) {
+  openClients.delete(client);
+}
+
 export async function closeAllClients() {
   const all = [...openClients];
   openClients.clear();

@@ -134,6 +134,8 @@ export async function adminRequest(node, token, method, p, body) {
  *   c.A, c.B            the nodes (startHerald servers: port, httpBase, wsBase, apps, child, output, stop())
  *   c.nodes             every node started so far, including startNode() ones
  *   c.startNode(label)  starts one more node of the same cluster
+ *   c.killNode(node)    kill -9, waits for the exit
+ *   c.restartNode(node) a new process for that node, on the same port (c[label] is replaced)
  *   c.admin(node, method, path, body)   management API call with the admin token
  *   c.env               the environment the nodes get
  *
@@ -166,10 +168,11 @@ export function useCluster({
     presenceTtlMs: parseDuration(presenceTtl),
     env: null,
     db: null,
-    async startNode(label, extraEnv = {}) {
+    async startNode(label, extraEnv = {}, { port } = {}) {
       const node = await startHerald({
         apps,
         label,
+        port,
         readyTimeoutMs: 20_000,
         env: { ...c.env, HERALD_NODE_ID: `${id}-${label}`, ...extraEnv },
       });
@@ -177,6 +180,16 @@ export function useCluster({
       marks.set(node, 0);
       c[label] = node;
       return node;
+    },
+    /** kill -9 of a node; resolves once it has exited. */
+    async killNode(node) {
+      process.kill(node.child.pid, 'SIGKILL');
+      await waitUntil(() => node.exited, { timeout: 5000, what: `node ${node.label} to die` });
+      return node.exited;
+    },
+    /** Starts a node again as a new process with the same label, id and port; c[label] becomes it. */
+    restartNode(node, extraEnv = {}) {
+      return c.startNode(node.label, extraEnv, { port: node.port });
     },
     admin(node, method, p, body) {
       return adminRequest(node, c.adminToken, method, p, body);

@@ -42,11 +42,13 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /**
  * Spawns `herald serve --addr 127.0.0.1:PORT` with HERALD_APPS and optional
  * extra environment, and waits until GET /healthz answers 200. `label` names
- * the node in diagnostics (lib/cluster.mjs runs several).
+ * the node in diagnostics (lib/cluster.mjs runs several); `port` reuses a port
+ * (default: a free one).
  */
-export async function startHerald({ apps, env = {}, readyTimeoutMs = 10_000, label = 'herald' } = {}) {
+export async function startHerald({ apps, env = {}, readyTimeoutMs = 10_000, label = 'herald', port: fixedPort } = {}) {
   const bin = heraldBin();
-  const port = await freePort();
+  // A fixed port restarts a node where its clients expect it (e.g. after kill -9).
+  const port = fixedPort ?? (await freePort());
   const child = spawn(bin, ['serve', '--addr', `127.0.0.1:${port}`], {
     env: { ...process.env, HERALD_APPS: JSON.stringify(apps), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
