@@ -7,26 +7,11 @@
 import { EventSource } from 'eventsource';
 import Pusher from 'pusher-js';
 import { Herald } from '../../web/client/herald.js';
-import { createPusher, signedRequest, hmac, tryParse, sleep, trackClient, untrackClient } from './clients.mjs';
+import { createPusher, signedRequest, hmac, tryParse, trackClient, untrackClient } from './clients.mjs';
+import { waitUntil } from './cluster.mjs';
 
-/** Polls fn() until it returns a truthy value (returned), or throws after `timeout` ms. */
-export async function waitFor(fn, { timeout = 5000, interval = 20, what = 'a condition' } = {}) {
-  const start = Date.now();
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() - start > timeout) {
-      const detail = last instanceof Error ? last.message : JSON.stringify(last);
-      throw new Error(`Timed out after ${timeout} ms waiting for ${what}; last result: ${detail}`);
-    }
-    await sleep(interval);
-  }
-}
+/** waitUntil with this file's defaults: 5 s, polling every 20 ms. */
+export const waitFor = (fn, opts = {}) => waitUntil(fn, { timeout: 5000, interval: 20, ...opts });
 
 // ---------------------------------------------------------------------------
 // History API.

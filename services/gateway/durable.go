@@ -349,21 +349,6 @@ func (n *Node) checkHeads() {
 	}
 }
 
-// watchHeads runs checkHeads every DurableCheckInterval.
-func (n *Node) watchHeads() {
-	defer close(n.headsDone)
-	t := time.NewTicker(n.cfg.DurableCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-			n.checkHeads()
-		}
-	}
-}
-
 func cmpUint(a, b uint64) int {
 	switch {
 	case a < b:

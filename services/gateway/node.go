@@ -214,8 +214,8 @@ func NewNode(cfg Config, d Deps) (*Node, error) {
 		return nil, err
 	}
 	go n.sweep()
-	go n.keepPresence()
-	go n.watchHeads()
+	go n.every(n.cfg.PresenceInterval, n.presenceDone, n.keepPresence)
+	go n.every(n.cfg.DurableCheckInterval, n.headsDone, n.checkHeads)
 	return n, nil
 }
 
@@ -565,45 +565,50 @@ func (n *Node) sweep() {
 	}
 }
 
-// keepPresence renews this node's presence entries and removes the members
-// of nodes that died, announcing member_removed for them, on every
-// PresenceInterval.
-func (n *Node) keepPresence() {
-	defer close(n.presenceDone)
-	t := time.NewTicker(n.cfg.PresenceInterval)
+// every calls fn every interval until the node stops, then closes done.
+func (n *Node) every(interval time.Duration, done chan struct{}, fn func()) {
+	defer close(done)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-n.stop:
 			return
 		case <-t.C:
+			fn()
 		}
-		n.mu.Lock()
-		local := make(map[channelKey]map[string]presence.Member, len(n.presences))
-		for k, conns := range n.presences {
-			local[k] = maps.Clone(conns)
+	}
+}
+
+// keepPresence renews this node's presence entries and removes the members
+// of nodes that died, announcing member_removed for them; the node runs it
+// every PresenceInterval.
+func (n *Node) keepPresence() {
+	n.mu.Lock()
+	local := make(map[channelKey]map[string]presence.Member, len(n.presences))
+	for k, conns := range n.presences {
+		local[k] = maps.Clone(conns)
+	}
+	n.mu.Unlock()
+	for k, conns := range local {
+		ctx, cancel := n.bounded(context.Background())
+		back, err := n.presence.Heartbeat(ctx, k.appID, k.channel, conns)
+		cancel()
+		if err != nil {
+			n.log.Warn("presence heartbeat failed", "app", k.appID, "err", err)
+			continue
 		}
-		n.mu.Unlock()
-		for k, conns := range local {
-			ctx, cancel := n.bounded(context.Background())
-			back, err := n.presence.Heartbeat(ctx, k.appID, k.channel, conns)
-			cancel()
-			if err != nil {
-				n.log.Warn("presence heartbeat failed", "app", k.appID, "err", err)
-				continue
-			}
-			for _, m := range back {
-				n.memberAdded(k.appID, k.channel, m, "")
-			}
-			ctx, cancel = n.bounded(context.Background())
-			gone, err := n.presence.Expire(ctx, k.appID, k.channel)
-			cancel()
-			if err != nil {
-				n.log.Warn("presence expiry failed", "app", k.appID, "err", err)
-			}
-			for _, user := range gone {
-				n.memberRemoved(k.appID, k.channel, user, "")
-			}
+		for _, m := range back {
+			n.memberAdded(k.appID, k.channel, m, "")
+		}
+		ctx, cancel = n.bounded(context.Background())
+		gone, err := n.presence.Expire(ctx, k.appID, k.channel)
+		cancel()
+		if err != nil {
+			n.log.Warn("presence expiry failed", "app", k.appID, "err", err)
+		}
+		for _, user := range gone {
+			n.memberRemoved(k.appID, k.channel, user, "")
 		}
 	}
 }

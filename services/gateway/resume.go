@@ -102,13 +102,10 @@ func (n *Node) resume(c *Client, s *subscription, from history.Position, success
 	case from.Epoch != "" && from.Epoch != epoch:
 		reason = resumeEpochChanged
 	default:
-		ctx, cancel := n.bounded(context.Background())
 		var err error
-		page, err = n.history.Read(ctx, c.app.ID, s.channel, from.Seq, replayPage)
-		cancel()
+		page, err = n.readReplay(c, s, from.Seq)
 		switch {
 		case err != nil:
-			n.log.Warn("resume: reading the log failed", "app", c.app.ID, "err", err)
 			reason = resumeUnavailable
 		case from.Seq > page.Head:
 			reason = resumeAhead
@@ -192,12 +189,8 @@ func (n *Node) catchUp(c *Client, s *subscription, page history.Page) {
 			n.goLive(c, s, resumeTooFarBehind)
 			return
 		}
-		ctx, cancel := n.bounded(context.Background())
 		var err error
-		page, err = n.history.Read(ctx, c.app.ID, s.channel, after, replayPage)
-		cancel()
-		if err != nil {
-			n.log.Warn("resume: reading the log failed", "app", c.app.ID, "err", err)
+		if page, err = n.readReplay(c, s, after); err != nil {
 			n.goLive(c, s, resumeUnavailable)
 			return
 		}
@@ -241,15 +234,23 @@ func (n *Node) backfill(c *Client, s *subscription, page history.Page, upto uint
 		if len(page.Events) < replayPage || last >= upto {
 			return
 		}
-		ctx, cancel := n.bounded(context.Background())
 		var err error
-		page, err = n.history.Read(ctx, c.app.ID, s.channel, last, replayPage)
-		cancel()
-		if err != nil {
+		if page, err = n.readReplay(c, s, last); err != nil {
 			c.Enqueue(resumeFailedFrame(s.channel, resumeUnavailable, page.Epoch, upto))
 			return
 		}
 	}
+}
+
+// readReplay reads a page of a subscription's channel for a replay.
+func (n *Node) readReplay(c *Client, s *subscription, after uint64) (history.Page, error) {
+	ctx, cancel := n.bounded(context.Background())
+	defer cancel()
+	page, err := n.history.Read(ctx, c.app.ID, s.channel, after, replayPage)
+	if err != nil {
+		n.log.Warn("resume: reading the log failed", "app", c.app.ID, "err", err)
+	}
+	return page, err
 }
 
 // queueBusyLocked reports whether the queue is over a quarter of its

@@ -43,7 +43,7 @@ func (n *Node) SSEHandler() fiber.Handler {
 				return fiber.NewError(fiber.StatusBadRequest, "presence channels need a connection that can announce its member: use the WebSocket or the HTTP fallback")
 			}
 		}
-		if err := n.limitStreamIP(c); err != nil {
+		if _, err := n.limitHandshake(c); err != nil {
 			return err
 		}
 		key := strings.Clone(c.Params("key"))

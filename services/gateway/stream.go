@@ -126,7 +126,7 @@ func (n *Node) HistoryHandler() fiber.Handler {
 		if _, err := streamChannels(url.Values{"channel": {channel}}); err != nil {
 			return toFiber(err)
 		}
-		if err := n.limitStreamIP(c); err != nil {
+		if _, err := n.limitHandshake(c); err != nil {
 			return err
 		}
 		g, err := n.authorizeStream(c.UserContext(), strings.Clone(c.Params("key")), q, []string{channel})
@@ -149,20 +149,21 @@ func (n *Node) HistoryHandler() fiber.Handler {
 	}
 }
 
-// limitStreamIP applies the per-IP new-connection rate to requests that
-// open streams or read history, before any other work.
-func (n *Node) limitStreamIP(c *fiber.Ctx) error {
+// limitHandshake applies the per-IP rate of new connections to a request
+// that opens one (a WebSocket, a stream) or reads history, before any other
+// work, and returns the client's address.
+func (n *Node) limitHandshake(c *fiber.Ctx) (netip.Addr, error) {
 	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
 	ip := n.cfg.TrustedProxies.ClientIP(peer, c.Get(fiber.HeaderXForwardedFor))
 	v, err := n.AllowHandshake(c.UserContext(), ip.String())
 	if err != nil {
-		return err
+		return ip, err
 	}
 	if !v.Allowed {
-		return &authz.LimitError{Limit: "ip_connections_per_minute", Verdict: v,
+		return ip, &authz.LimitError{Limit: "ip_connections_per_minute", Verdict: v,
 			Message: fmt.Sprintf("too many new connections from %s: at most %d per minute", ip, v.Limit)}
 	}
-	return nil
+	return ip, nil
 }
 
 func toFiber(err error) error {

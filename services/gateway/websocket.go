@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"sync"
 	"syscall"
 	"time"
@@ -16,7 +14,6 @@ import (
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/heraldrt/herald/authz"
 	"github.com/heraldrt/herald/services/protocol"
 )
 
@@ -48,17 +45,11 @@ func (n *Node) WebSocketHandler() fiber.Handler {
 		// The upgraded connection is wrapped by fasthttp; keep the socket
 		// itself for non-blocking writes.
 		c.Locals(localRawConn, c.Context().Conn())
-		peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
-		ip := n.cfg.TrustedProxies.ClientIP(peer, c.Get(fiber.HeaderXForwardedFor))
-		c.Locals(localClientIP, ip)
-		v, err := n.AllowHandshake(c.UserContext(), ip.String())
+		ip, err := n.limitHandshake(c)
 		if err != nil {
 			return err
 		}
-		if !v.Allowed {
-			return &authz.LimitError{Limit: "ip_connections_per_minute", Verdict: v,
-				Message: fmt.Sprintf("too many new connections from %s: at most %d per minute", ip, v.Limit)}
-		}
+		c.Locals(localClientIP, ip)
 		return upgrade(c)
 	}
 }
