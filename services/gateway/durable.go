@@ -127,10 +127,11 @@ func (n *Node) handleDurable(appID, channel string, pub *broker.Publication) {
 	dc := n.durableChannel(channelKey{appID, channel})
 	if dc == nil {
 		// No durable subscription here: the channel became durable after
-		// its subscribers connected, or it has none.
+		// its subscribers connected, or it has none, or its first one is
+		// still starting (it skips the event, which its start covers).
 		frame := protocol.AppendDurableEvent(make([]byte, 0, 80+len(pub.Event)+len(channel)+len(pub.Data)+len(pub.Data)/8),
 			pub.Event, channel, pub.Data, pub.UserID, pub.Seq)
-		n.meter.Delivered(appID, n.hub.broadcast(appID, channel, frame, pub.ExcludeSocketID))
+		n.meter.Delivered(appID, n.hub.broadcastSeq(appID, channel, frame, pub.Seq, pub.ExcludeSocketID))
 		return
 	}
 	dc.mu.Lock()
