@@ -301,6 +301,13 @@ func TestSSE(t *testing.T) {
 		t.Errorf("resume_failed %s", f.raw)
 	}
 	s.resp.Body.Close()
+	// Both resumes are counted, and the refused one.
+	metrics := string(rawRequest(t, m.Addr, http.MethodGet, "/metrics", nil).Body)
+	for _, want := range []string{"\nherald_durable_resumes_total 2\n", "\nherald_durable_resumes_failed_total 1\n"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
+		}
+	}
 
 	// Private channels need a stream token for exactly their channel list.
 	exp := time.Now().Add(time.Hour).Unix()

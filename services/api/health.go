@@ -80,6 +80,11 @@ func writeMetrics(b *strings.Builder, stats Stats) {
 	gauge("herald_connections", "Open client connections on this node.", s.Connections)
 	counter("herald_slow_consumers_total", "Connections closed because their queue overflowed.", s.SlowConsumers)
 	counter("herald_panics_total", "Connection handler panics recovered.", s.Panics)
+	gauge("herald_durable_channels", "Durable channels with subscribers on this node.", s.DurableChannels)
+	counter("herald_durable_repairs_total", "Times this node read durable events it missed (late, lost or reordered on the backplane) from the log.", s.Repairs)
+	counter("herald_durable_resumes_total", "herald:resume requests (and SSE Last-Event-ID cursors) applied.", s.Resumes)
+	counter("herald_durable_resumes_failed_total", "Resumes answered with herald:resume_failed.", s.ResumesFailed)
+	counter("herald_durable_backplane_refused_total", "Committed durable events the backplane refused (delivered from the log instead).", s.BackplaneRefused)
 	usage := stats.Meter().Snapshot()
 	slices.SortFunc(usage, func(a, b billing.Usage) int { return strings.Compare(a.AppID, b.AppID) })
 	perApp := []struct {

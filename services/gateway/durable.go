@@ -237,6 +237,7 @@ func (n *Node) startRepairLocked(dc *durableChannel) {
 		return
 	}
 	dc.repairing, dc.missed = true, false
+	n.repairs.Add(1)
 	if dc.heldTimer != nil {
 		dc.heldTimer.Stop()
 		dc.heldTimer = nil

@@ -124,13 +124,14 @@ type Node struct {
 	panics        atomic.Uint64
 	// backplaneMissed counts committed durable events the backplane
 	// refused; missWarned is the Unix second of the last warning.
-	backplaneMissed atomic.Uint64
-	missWarned      atomic.Int64
-	closing         atomic.Bool
-	stop            chan struct{}
-	sweeperDone     chan struct{}
-	presenceDone    chan struct{}
-	headsDone       chan struct{}
+	backplaneMissed                 atomic.Uint64
+	missWarned                      atomic.Int64
+	repairs, resumes, resumesFailed atomic.Uint64
+	closing                         atomic.Bool
+	stop                            chan struct{}
+	sweeperDone                     chan struct{}
+	presenceDone                    chan struct{}
+	headsDone                       chan struct{}
 }
 
 type userKey struct{ appID, userID string }
@@ -462,6 +463,15 @@ type Stats struct {
 	Connections   int
 	SlowConsumers uint64
 	Panics        uint64
+	// Durable channels: those with local subscribers, the repairs that
+	// read missed events from the log, the resumes asked for and those
+	// answered with herald:resume_failed, and committed events the
+	// backplane refused.
+	DurableChannels  int
+	Repairs          uint64
+	Resumes          uint64
+	ResumesFailed    uint64
+	BackplaneRefused uint64
 }
 
 // Stats returns the node's live counters.
@@ -469,7 +479,12 @@ func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	conns := len(n.clients)
 	n.mu.Unlock()
-	return Stats{Connections: conns, SlowConsumers: n.slowConsumers.Load(), Panics: n.panics.Load()}
+	n.durMu.Lock()
+	durables := len(n.durables)
+	n.durMu.Unlock()
+	return Stats{Connections: conns, SlowConsumers: n.slowConsumers.Load(), Panics: n.panics.Load(),
+		DurableChannels: durables, Repairs: n.repairs.Load(), Resumes: n.resumes.Load(), ResumesFailed: n.resumesFailed.Load(),
+		BackplaneRefused: n.backplaneMissed.Load()}
 }
 
 // Meter returns the node's usage meter.

@@ -92,6 +92,7 @@ func (n *Node) handleResume(c *Client, data []byte) {
 // cursor, so that no live event slips in between.
 func (n *Node) resume(c *Client, s *subscription, from history.Position, success []byte) {
 	atSubscribe := success != nil
+	n.resumes.Add(1)
 	dc := s.dc
 	dc.mu.Lock()
 	epoch := dc.epoch
@@ -135,6 +136,7 @@ func (n *Node) resume(c *Client, s *subscription, from history.Position, success
 		mode = "backfill"
 	}
 	if reason != "" {
+		n.resumesFailed.Add(1)
 		c.enqueueLocked(resumeFailedFrame(s.channel, reason, dc.epoch, s.start))
 	}
 	c.mu.Unlock()
@@ -200,6 +202,7 @@ func (n *Node) catchUp(c *Client, s *subscription, page history.Page) {
 // goLive ends a catch-up that cannot finish: the subscription continues
 // with the node's live stream, and the client is told what it lacks.
 func (n *Node) goLive(c *Client, s *subscription, reason string) {
+	n.resumesFailed.Add(1)
 	dc := s.dc
 	dc.mu.Lock()
 	c.mu.Lock()
