@@ -92,6 +92,11 @@ func (m *Main) Run(ctx context.Context) error {
 	// The demo app (and its printed secret) exists only in embedded mode.
 	if len(apps) == 0 && m.Config.DatabaseURL == "" {
 		m.DemoApp = tenants.NewApp("Demo app")
+		// So that the demo shows resume on reconnect too.
+		m.DemoApp.Settings.Durable = []tenants.DurableRule{{Pattern: "durable-*"}}
+		if err := m.DemoApp.Validate(); err != nil {
+			return err
+		}
 		apps = append(apps, m.DemoApp)
 	}
 	if err := tenants.PutApps(ctx, m.apps, apps); err != nil {

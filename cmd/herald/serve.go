@@ -55,9 +55,13 @@ Demo app (made because no apps were configured; set HERALD_APPS to use your own)
 
 Subscribe with pusher-js:
   const pusher = new Pusher('{{.PrimaryKey.Key}}', {
-    cluster: 'local', wsHost: '{{$.Hostname}}', wsPort: {{$.Port}}, forceTLS: false, enabledTransports: ['ws'],
+    cluster: 'local', wsHost: '{{$.Hostname}}', wsPort: {{$.Port}}, httpHost: '{{$.Hostname}}', httpPort: {{$.Port}}, forceTLS: false,
   });
   pusher.subscribe('my-channel').bind('my-event', (data) => console.log(data));
+
+Channels named durable-* are durable: events are kept, and a client that drops resumes where it
+stopped with the Herald JS client (http://{{$.Host}}/client/herald.js), or with server-sent events:
+  curl -N 'http://{{$.Host}}/app/{{.PrimaryKey.Key}}/sse?channels=durable-news'
 
 Publish:
   go run ./cmd/herald publish --url http://{{$.Host}} --app-id {{.ID}} --key {{.PrimaryKey.Key}} --secret {{.PrimaryKey.Secret.Reveal}} my-channel my-event '{"message":"hello"}'
