@@ -14,6 +14,8 @@ Usage:
   herald serve [flags]     run a node (the default when no command is given)
   herald publish [flags] CHANNEL EVENT DATA
                            publish an event through a node's REST API
+  herald stream-token [flags] CHANNEL[,CHANNEL...]
+                           the auth, user_id and expires of a stream token (SSE, history)
   herald migrate           apply database migrations
   herald tenants ...       create, list, get, suspend, activate tenants
   herald apps ...          create, list, get, update, disable apps; show limits
@@ -38,6 +40,8 @@ func run(ctx context.Context, args []string) error {
 		err = serveCommand(ctx, args)
 	case "publish":
 		err = publishCommand(ctx, args, os.Stdout)
+	case "stream-token":
+		err = streamTokenCommand(args, os.Stdout)
 	case "migrate":
 		err = migrateCommand(ctx, args, os.Stdout)
 	case "tenants", "apps", "keys", "policy", "plans":

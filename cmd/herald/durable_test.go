@@ -365,9 +365,19 @@ func TestSSEUserComesFromTheToken(t *testing.T) {
 	if s, status, msg := openSSE(t, m.Addr, "/app/"+a.Key+"/sse?channels=staff&user_id=admin", nil); s != nil || status != 403 || !strings.Contains(msg, "policy") {
 		t.Fatalf("staff with a claimed user: %d %q", status, msg)
 	}
-	exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
-	auth := a.Key + ":" + hmacHex(a.Secret, "herald-stream\n"+a.Key+"\nstaff\nadmin\n"+exp)
-	if s, status, msg := openSSE(t, m.Addr, "/app/"+a.Key+"/sse?channels=staff&user_id=admin&expires="+exp+"&auth="+url.QueryEscape(auth), nil); s == nil {
+	// herald stream-token prints what the app's backend would compute.
+	var out strings.Builder
+	if err := streamTokenCommand([]string{"--key", a.Key, "--secret", a.Secret, "--user", "admin", "staff"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	q, err := url.ParseQuery(strings.TrimSpace(out.String()))
+	if err != nil || q.Get("user_id") != "admin" || q.Get("auth") != a.Key+":"+hmacHex(a.Secret, "herald-stream\n"+a.Key+"\nstaff\nadmin\n"+q.Get("expires")) {
+		t.Fatalf("stream-token printed %q (%v)", out.String(), err)
+	}
+	if s, status, msg := openSSE(t, m.Addr, "/app/"+a.Key+"/sse?channels=staff&"+q.Encode(), nil); s == nil {
 		t.Fatalf("staff with admin's token: %d %q", status, msg)
+	}
+	if err := streamTokenCommand([]string{"--key", a.Key, "--secret", a.Secret, "--ttl", "48h", "staff"}, &out); err == nil {
+		t.Errorf("a 48h token was printed")
 	}
 }

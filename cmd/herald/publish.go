@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,5 +58,34 @@ func publishCommand(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(reply))
 	}
 	fmt.Fprintf(out, "published %s to %s\n", fs.Arg(1), fs.Arg(0))
+	return nil
+}
+
+// streamTokenCommand prints the query parameters that open a private SSE
+// stream (or read a private channel's history) for a user: what an app's
+// backend computes, for trying it from a shell.
+func streamTokenCommand(args []string, out io.Writer) error {
+	ef := newEnvFlags("stream-token", "Usage: herald stream-token [flags] CHANNEL[,CHANNEL...]\n\nPrints the query parameters (auth, user_id, expires) of a stream token for those\nchannels, as an app's backend computes them: append them to\n/app/{key}/sse?channels=... or to a frontend history request.\n")
+	fs := ef.fs
+	var key, secret, user string
+	var ttl time.Duration
+	ef.String(&key, "key", "HERALD_APP_KEY", "", "app key")
+	ef.String(&secret, "secret", "HERALD_APP_SECRET", "", "app secret (prefer the variable: flags show up in process lists)")
+	fs.StringVar(&user, "user", "", "the user the stream is for (the channel policy's subject)")
+	fs.DurationVar(&ttl, "ttl", time.Hour, "how long the token is valid (at most 24h)")
+	if err := ef.parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || key == "" || secret == "" {
+		fs.Usage()
+		return fmt.Errorf("want --key, --secret and one CHANNEL[,CHANNEL...] argument")
+	}
+	if ttl <= 0 || ttl > authz.MaxStreamTokenLife {
+		return fmt.Errorf("--ttl must be between 1s and %s", authz.MaxStreamTokenLife)
+	}
+	expires := time.Now().Add(ttl).Unix()
+	token := authz.StreamToken(tenants.Key{Key: key, Secret: tenants.NewSecret(secret)}, strings.Split(fs.Arg(0), ","), user, expires)
+	q := url.Values{"auth": {token}, "user_id": {user}, "expires": {strconv.FormatInt(expires, 10)}}
+	fmt.Fprintln(out, q.Encode())
 	return nil
 }
