@@ -198,9 +198,11 @@ func (n *Node) recheckSubscriptions(c *Client, policy *authz.Policy) {
 			continue
 		}
 		n.meter.Rejected(c.app.ID, billing.RejectPolicy)
+		// Out of the hub first: once the client has the notice, no event
+		// of the channel follows it.
+		n.unsubscribe(c, s)
 		c.Enqueue(subscriptionError(s.channel, "PolicyDenied", 403,
 			fmt.Sprintf("subscription to %q ended: the app's channel policy no longer allows it", s.channel)))
-		n.unsubscribe(c, s)
 	}
 }
 
