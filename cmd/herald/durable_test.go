@@ -381,3 +381,30 @@ func TestSSEUserComesFromTheToken(t *testing.T) {
 		t.Errorf("a 48h token was printed")
 	}
 }
+
+// TestRetentionByAge: the node's retention loop removes events past their
+// channel's max_age, and a cursor before them is then refused as expired.
+func TestRetentionByAge(t *testing.T) {
+	a := cred{ID: "606", Key: "keyA", Secret: "secretA"}
+	cfg := testConfig(appsJSON(appJSON(a, `"settings":{"durable":[{"pattern":"d-*","max_age":"1s"}]}`, "")))
+	cfg.HistoryTrimInterval = time.Second
+	m := startMain(t, cfg)
+	for i := range 3 {
+		publish(t, m.Addr, a, "d-old", "e", strconv.Itoa(i), "")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, p := readHistory(t, m.Addr, a, "d-old", nil)
+		if status == 410 && p.Reason == "expired" && p.OldestSeq == 4 && p.Head == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events older than max_age still held: %d %+v", status, p)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	publish(t, m.Addr, a, "d-old", "e", "new", "")
+	if status, p := readHistory(t, m.Addr, a, "d-old", url.Values{"after_seq": {"3"}}); status != 200 || len(p.Events) != 1 || p.Events[0].Seq != 4 {
+		t.Errorf("after the trim: %d %+v", status, p)
+	}
+}
