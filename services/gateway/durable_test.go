@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -355,4 +356,51 @@ func TestDurableNodeCutOffPastRetention(t *testing.T) {
 		t.Errorf("gap notice %v", f)
 	}
 	a.t.waitSeqs(t, "durable-a", []uint64{3})
+}
+
+// refusingBroker refuses every publication, as a broker whose Redis is down.
+type refusingBroker struct{ broker.Broker }
+
+func (refusingBroker) Publish(context.Context, string, string, *broker.Publication) error {
+	return errors.New("backplane down")
+}
+
+// TestPublishFailsBeforeCommitting: a request with an ephemeral channel
+// fails on the backplane before anything durable is committed, so its
+// retry cannot log an event twice; a durable-only request is committed and
+// acknowledged even though the backplane refuses it.
+func TestPublishFailsBeforeCommitting(t *testing.T) {
+	app := testApp(t, "1", "key")
+	app.Settings.Durable = []tenants.DurableRule{{Pattern: "durable-*"}}
+	if err := app.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	store := tenants.NewMemoryStore()
+	if err := store.PutApp(context.Background(), app); err != nil {
+		t.Fatal(err)
+	}
+	log := history.NewMemory()
+	n, err := NewNode(Config{}, Deps{Apps: store, Broker: refusingBroker{broker.NewMemory()}, Presence: presence.NewMemory(), History: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close(context.Background()) })
+	pub := broker.Publication{Event: "e", Data: []byte("x")}
+	mixed := []Outgoing{{Channel: "durable-a", Pub: pub}, {Channel: "plain", Pub: pub}}
+	if err := n.Publish(context.Background(), app, mixed); err == nil {
+		t.Fatal("a publish to an ephemeral channel succeeded without a backplane")
+	}
+	heads, err := log.Heads(context.Background(), []history.ChannelKey{{AppID: "1", Channel: "durable-a"}})
+	if err != nil || heads[0].Seq != 0 {
+		t.Fatalf("the failed request committed %v (%v)", heads, err)
+	}
+	if err := n.Publish(context.Background(), app, []Outgoing{{Channel: "durable-a", Pub: pub}}); err != nil {
+		t.Fatalf("a durable publish without a backplane: %v", err)
+	}
+	if heads, _ := log.Heads(context.Background(), []history.ChannelKey{{AppID: "1", Channel: "durable-a"}}); heads[0].Seq != 1 {
+		t.Fatalf("heads %v after the durable publish", heads)
+	}
+	if n.Stats().BackplaneRefused != 1 {
+		t.Errorf("refusals counted: %d", n.Stats().BackplaneRefused)
+	}
 }

@@ -330,12 +330,14 @@ type Outgoing struct {
 // could not be committed: nothing was published.
 var ErrLogUnavailable = errors.New("the event log of durable channels is unavailable")
 
-// Publish publishes events of app, in order. Events for the app's durable
-// channels are committed to the log first, all in one group commit, and
-// get their channel's next sequence numbers; then every event goes to the
-// backplane. An event the log committed counts as published even if the
-// backplane refuses it: the nodes with subscribers read it from the log.
-// Other events fail with the backplane's error.
+// Publish publishes events of app. Events for ephemeral channels go to
+// the backplane first, in order, and fail with its error; only then are
+// events for the app's durable channels committed to the log, all in one
+// group commit, each getting its channel's next sequence number, and sent
+// to the backplane in order. So a request that fails has committed
+// nothing, and a backend may retry it without logging an event twice. A
+// committed event counts as published even if the backplane refuses it:
+// the nodes with subscribers read it from the log.
 func (n *Node) Publish(ctx context.Context, app *tenants.App, out []Outgoing) error {
 	ctx, cancel := n.bounded(ctx)
 	defer cancel()
@@ -344,6 +346,10 @@ func (n *Node) Publish(ctx context.Context, app *tenants.App, out []Outgoing) er
 	for i := range out {
 		rule, ok := app.Settings.DurableFor(out[i].Channel)
 		if !ok {
+			if err := n.broker.Publish(ctx, app.ID, out[i].Channel, &out[i].Pub); err != nil {
+				return err
+			}
+			n.published(app.ID, &out[i])
 			continue
 		}
 		p := &out[i].Pub
@@ -352,22 +358,18 @@ func (n *Node) Publish(ctx context.Context, app *tenants.App, out []Outgoing) er
 			Retention: history.Retention{MaxEvents: rule.MaxEvents, MaxAge: time.Duration(rule.MaxAge)}})
 		logged = append(logged, i)
 	}
-	if len(appends) > 0 {
-		positions, err := n.history.Append(ctx, appends)
-		if err != nil {
-			n.log.Error("durable publish: committing to the log failed", "app", app.ID, "err", err)
-			return ErrLogUnavailable
-		}
-		for j, i := range logged {
-			out[i].Pub.Seq, out[i].Pub.Epoch = positions[j].Seq, positions[j].Epoch
-		}
+	if len(appends) == 0 {
+		return nil
 	}
-	for i := range out {
+	positions, err := n.history.Append(ctx, appends)
+	if err != nil {
+		n.log.Error("durable publish: committing to the log failed", "app", app.ID, "err", err)
+		return ErrLogUnavailable
+	}
+	for j, i := range logged {
 		o := &out[i]
+		o.Pub.Seq, o.Pub.Epoch = positions[j].Seq, positions[j].Epoch
 		if err := n.broker.Publish(ctx, app.ID, o.Channel, &o.Pub); err != nil {
-			if o.Pub.Seq == 0 {
-				return err
-			}
 			n.backplaneMissed.Add(1)
 			// At most one line a second: during a Redis outage every
 			// durable publish gets here.
@@ -375,14 +377,19 @@ func (n *Node) Publish(ctx context.Context, app *tenants.App, out []Outgoing) er
 				n.log.Warn("durable publish: the backplane refused a committed event; nodes will read it from the log", "app", app.ID, "err", err, "refused_total", n.backplaneMissed.Load())
 			}
 		}
-		n.meter.Published(app.ID, 1)
-		// Checked first: copying the payload for the entry costs an
-		// allocation that a stream nobody watches should not.
-		if n.debugWatched(app.ID) {
-			n.debugEvent(app.ID, debugEntry{Type: "api_message", Channel: o.Channel, Event: o.Pub.Event, Data: string(o.Pub.Data), SocketID: o.Pub.ExcludeSocketID})
-		}
+		n.published(app.ID, o)
 	}
 	return nil
+}
+
+// published counts a publish and shows it on the app's debug stream.
+func (n *Node) published(appID string, o *Outgoing) {
+	n.meter.Published(appID, 1)
+	// Checked first: copying the payload for the entry costs an
+	// allocation that a stream nobody watches should not.
+	if n.debugWatched(appID) {
+		n.debugEvent(appID, debugEntry{Type: "api_message", Channel: o.Channel, Event: o.Pub.Event, Data: string(o.Pub.Data), SocketID: o.Pub.ExcludeSocketID})
+	}
 }
 
 // TerminateUser closes every connection signed in as userID, on every node.
