@@ -125,6 +125,7 @@ test('plugin: after a forced disconnect, the 20 events published meanwhile arriv
 
   await publish(ch, 1, 5);
   await sub.waitEvents((evs) => evs.length === 5, { what: 'events 1..5' });
+  await stockGot.take((e) => e.data.n === 5, { what: 'n=5 on stock pusher-js' });
 
   await sub.disconnect();
   await stock.disconnect();
