@@ -6,10 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/heraldrt/herald/internal/pgtest"
-	"github.com/heraldrt/herald/migrations"
+	"github.com/heraldrt/herald/internal/dbtest"
 	"github.com/heraldrt/herald/tenants"
 )
 
@@ -98,14 +95,7 @@ func TestMemoryPolicies(t *testing.T) {
 
 func TestPostgresPolicies(t *testing.T) {
 	newStore := func(t *testing.T) PolicyStore {
-		pool, err := pgxpool.New(context.Background(), pgtest.SchemaURL(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(pool.Close)
-		if _, err := migrations.Apply(context.Background(), pool); err != nil {
-			t.Fatal(err)
-		}
+		pool := dbtest.Migrated(t)
 		keys, err := tenants.ParseKeyring("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "", "")
 		if err != nil {
 			t.Fatal(err)

@@ -7,10 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/heraldrt/herald/internal/pgtest"
-	"github.com/heraldrt/herald/migrations"
+	"github.com/heraldrt/herald/internal/dbtest"
 	"github.com/heraldrt/herald/tenants"
 )
 
@@ -75,14 +72,7 @@ func TestPlanCheck(t *testing.T) {
 // embedded mode and PostgreSQL agree.
 func TestPostgresPlansMatchDefaults(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, pgtest.SchemaURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := migrations.Apply(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := dbtest.Migrated(t)
 	s := NewPostgresPlans(pool, 0)
 	got, err := s.List(ctx)
 	if err != nil {

@@ -6,10 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/heraldrt/herald/internal/pgtest"
-	"github.com/heraldrt/herald/migrations"
+	"github.com/heraldrt/herald/internal/dbtest"
 )
 
 func testUsageStore(t *testing.T, s UsageStore) {
@@ -55,15 +52,7 @@ func testUsageStore(t *testing.T, s UsageStore) {
 func TestMemoryUsage(t *testing.T) { testUsageStore(t, NewMemoryUsage()) }
 
 func TestPostgresUsage(t *testing.T) {
-	pool, err := pgxpool.New(context.Background(), pgtest.SchemaURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := migrations.Apply(context.Background(), pool); err != nil {
-		t.Fatal(err)
-	}
-	testUsageStore(t, NewPostgresUsage(pool))
+	testUsageStore(t, NewPostgresUsage(dbtest.Migrated(t)))
 }
 
 // The flusher writes what changed since its last flush, so counts are

@@ -12,23 +12,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/heraldrt/herald/internal/pgtest"
-
+	"github.com/heraldrt/herald/internal/dbtest"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/heraldrt/herald/migrations"
 )
-
-// testPool returns a pool on a new, migrated schema of the test server.
-func testPool(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	pool := pgtest.Schema(t)
-	if _, err := migrations.Apply(context.Background(), pool); err != nil {
-		t.Fatal(err)
-	}
-	return pool
-}
 
 // masterKey returns a fresh master key in the HERALD_MASTER_KEY shape.
 func masterKey() string {
@@ -47,17 +33,17 @@ func testKeyring(t *testing.T) *Keyring {
 }
 
 func TestPostgresStore(t *testing.T) {
-	testStore(t, func(t *testing.T) Store { return NewPostgresStore(testPool(t), testKeyring(t)) })
+	testStore(t, func(t *testing.T) Store { return NewPostgresStore(dbtest.Migrated(t), testKeyring(t)) })
 }
 
 func TestCache_PostgresStore(t *testing.T) {
-	testStore(t, func(t *testing.T) Store { return NewCache(NewPostgresStore(testPool(t), testKeyring(t)), 0) })
+	testStore(t, func(t *testing.T) Store { return NewCache(NewPostgresStore(dbtest.Migrated(t), testKeyring(t)), 0) })
 }
 
 // A dump of the database holds no plaintext secret (SEC-1).
 func TestPostgresStore_SEC1_NoPlaintextAtRest(t *testing.T) {
 	ctx := context.Background()
-	pool := testPool(t)
+	pool := dbtest.Migrated(t)
 	s := NewPostgresStore(pool, testKeyring(t))
 	if err := s.PutApp(ctx, &App{ID: "1", Name: "n", Keys: []Key{{Key: "k1", Secret: NewSecret(canary)}}}); err != nil {
 		t.Fatal(err)
@@ -110,7 +96,7 @@ func TestPostgresStore_SEC1_NoPlaintextAtRest(t *testing.T) {
 // A ciphertext moved to another app's row does not decrypt there (SEC-1).
 func TestPostgresStore_SEC1_SwappedCiphertextFails(t *testing.T) {
 	ctx := context.Background()
-	pool := testPool(t)
+	pool := dbtest.Migrated(t)
 	s := NewPostgresStore(pool, testKeyring(t))
 	for _, a := range []*App{
 		{ID: "1", Keys: []Key{{Key: "k1", Secret: NewSecret("secret-one")}}},
@@ -146,7 +132,7 @@ func TestPostgresStore_SEC1_SwappedCiphertextFails(t *testing.T) {
 // rows use k2, and dropping k1 too early fails naming k1 (SEC-2).
 func TestPostgresStore_SEC2_Rotation(t *testing.T) {
 	ctx := context.Background()
-	pool := testPool(t)
+	pool := dbtest.Migrated(t)
 	k1, k2 := masterKey(), masterKey()
 
 	ring1, err := ParseKeyring(k1, "", "")
@@ -242,7 +228,7 @@ func TestPostgresStore_NoFormattedSQL(t *testing.T) {
 // and at most one of them wins.
 func TestPostgresStore_OpposingKeyClaims(t *testing.T) {
 	ctx := context.Background()
-	s := NewPostgresStore(testPool(t), testKeyring(t))
+	s := NewPostgresStore(dbtest.Migrated(t), testKeyring(t))
 	for round := range 5 {
 		p, q := fmt.Sprintf("p%d", round), fmt.Sprintf("q%d", round)
 		x := &App{ID: fmt.Sprintf("x%d", round), Keys: []Key{{Key: p, Secret: NewSecret("s")}, {Key: q, Secret: NewSecret("s")}}}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrt/herald/internal/dbtest"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -572,7 +573,7 @@ func TestMemoryUsers(t *testing.T) {
 
 func TestPostgresUsers(t *testing.T) {
 	testUsers(t, func(t *testing.T) (Users, Store) {
-		pool := testPool(t)
+		pool := dbtest.Migrated(t)
 		return NewPostgresUsers(pool), NewPostgresStore(pool, testKeyring(t))
 	})
 }
@@ -628,7 +629,7 @@ func TestMemoryUsers_SessionIDNotKept(t *testing.T) {
 // purge expired rows.
 func TestPostgresUsers_SessionIDNotStored(t *testing.T) {
 	ctx := context.Background()
-	pool := testPool(t)
+	pool := dbtest.Migrated(t)
 	us := NewPostgresUsers(pool)
 	u := NewUser("a@example.com", "h")
 	if err := us.CreateUser(ctx, u); err != nil {

@@ -7,46 +7,20 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/heraldrt/herald/internal/dbtest"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/heraldrt/herald/internal/pgtest"
-	"github.com/heraldrt/herald/migrations"
 )
 
-// migratedURL returns the URL of a fresh, migrated schema of the test
-// server.
-func migratedURL(t *testing.T) string {
-	t.Helper()
-	url := pgtest.SchemaURL(t)
-	pool := connect(t, url)
-	if _, err := migrations.Apply(context.Background(), pool); err != nil {
-		t.Fatal(err)
-	}
-	return url
-}
-
-// connect returns a pool on url, closed when the test ends (before the
-// schema is dropped, as cleanups run last registered first).
-func connect(t *testing.T, url string) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
 func TestPostgresLog(t *testing.T) {
-	testLog(t, func(t *testing.T) Log { return NewPostgresLog(connect(t, migratedURL(t))) })
+	testLog(t, func(t *testing.T) Log { return NewPostgresLog(dbtest.Pool(t, dbtest.URL(t))) })
 }
 
 // Two nodes, each with its own pool, append to one chain at once.
 func TestPostgresLog_AppendsFromTwoNodes(t *testing.T) {
-	url := migratedURL(t)
-	nodes := []*PostgresLog{NewPostgresLog(connect(t, url)), NewPostgresLog(connect(t, url))}
+	url := dbtest.URL(t)
+	nodes := []*PostgresLog{NewPostgresLog(dbtest.Pool(t, url)), NewPostgresLog(dbtest.Pool(t, url))}
 	const n = 40
 	var wg sync.WaitGroup
 	for i := range n {
@@ -64,7 +38,7 @@ func TestPostgresLog_AppendsFromTwoNodes(t *testing.T) {
 // with it, and a rolled-back append leaves no gap.
 func TestPostgresLog_AppendTx(t *testing.T) {
 	ctx := context.Background()
-	pool := connect(t, migratedURL(t))
+	pool := dbtest.Pool(t, dbtest.URL(t))
 	l := NewPostgresLog(pool)
 
 	tx, err := pool.Begin(ctx)
@@ -105,7 +79,7 @@ func TestPostgresLog_AppendTx(t *testing.T) {
 // test user is) can change or remove an entry or an anchor.
 func TestPostgresLog_AppendOnly(t *testing.T) {
 	ctx := context.Background()
-	pool := connect(t, migratedURL(t))
+	pool := dbtest.Pool(t, dbtest.URL(t))
 	l := NewPostgresLog(pool)
 	_, priv := newKey(t)
 	var head string
@@ -155,7 +129,7 @@ func TestPostgresLog_Tampering(t *testing.T) {
 	// setup returns a log whose chain t1 has 10 entries, the table's pool,
 	// and an anchor of its head stored in audit_anchors.
 	setup := func(t *testing.T) (*PostgresLog, *pgxpool.Pool, []Anchor) {
-		pool := connect(t, migratedURL(t))
+		pool := dbtest.Pool(t, dbtest.URL(t))
 		l := NewPostgresLog(pool)
 		var head Entry
 		for i := range 10 {

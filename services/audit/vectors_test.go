@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/heraldrt/herald/internal/dbtest"
 )
 
 // vectorFile is testdata/vectors.json: entries of two chains as Append
@@ -107,7 +109,7 @@ func TestVectors_Anchor(t *testing.T) {
 func TestVectors_Append(t *testing.T) {
 	for name, newLog := range map[string]func(t *testing.T) Log{
 		"memory":   func(t *testing.T) Log { return NewMemoryLog() },
-		"postgres": func(t *testing.T) Log { return NewPostgresLog(connect(t, migratedURL(t))) },
+		"postgres": func(t *testing.T) Log { return NewPostgresLog(dbtest.Migrated(t)) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			l := newLog(t)

@@ -22,6 +22,12 @@ import (
 // directly.
 func durableNode(t testing.TB, cfg Config, keep int) (*Node, *history.Memory, *tenants.App) {
 	t.Helper()
+	return durableNodeOn(t, cfg, keep, broker.NewMemory())
+}
+
+// durableNodeOn is durableNode on the given backplane.
+func durableNodeOn(t testing.TB, cfg Config, keep int, brk broker.Broker) (*Node, *history.Memory, *tenants.App) {
+	t.Helper()
 	app := testApp(t, "1", "key")
 	app.Settings.Durable = []tenants.DurableRule{{Pattern: "durable-*", MaxEvents: keep}}
 	if err := app.Validate(); err != nil {
@@ -32,7 +38,7 @@ func durableNode(t testing.TB, cfg Config, keep int) (*Node, *history.Memory, *t
 		t.Fatal(err)
 	}
 	log := history.NewMemory()
-	n, err := NewNode(cfg, Deps{Apps: store, Broker: broker.NewMemory(), Presence: presence.NewMemory(), History: log})
+	n, err := NewNode(cfg, Deps{Apps: store, Broker: brk, Presence: presence.NewMemory(), History: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,21 +376,7 @@ func (refusingBroker) Publish(context.Context, string, string, *broker.Publicati
 // retry cannot log an event twice; a durable-only request is committed and
 // acknowledged even though the backplane refuses it.
 func TestPublishFailsBeforeCommitting(t *testing.T) {
-	app := testApp(t, "1", "key")
-	app.Settings.Durable = []tenants.DurableRule{{Pattern: "durable-*"}}
-	if err := app.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	store := tenants.NewMemoryStore()
-	if err := store.PutApp(context.Background(), app); err != nil {
-		t.Fatal(err)
-	}
-	log := history.NewMemory()
-	n, err := NewNode(Config{}, Deps{Apps: store, Broker: refusingBroker{broker.NewMemory()}, Presence: presence.NewMemory(), History: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Close(context.Background()) })
+	n, log, app := durableNodeOn(t, Config{}, 100, refusingBroker{broker.NewMemory()})
 	pub := broker.Publication{Event: "e", Data: []byte("x")}
 	mixed := []Outgoing{{Channel: "durable-a", Pub: pub}, {Channel: "plain", Pub: pub}}
 	if err := n.Publish(context.Background(), app, mixed); err == nil {

@@ -537,10 +537,7 @@ func (s *xhrSession) take(r *xhrReceiver, dst []byte) ([]byte, takeState) {
 
 // push queues frames from one xhr_send, all or none.
 func (s *xhrSession) push(frames []string) error {
-	size := 0
-	for _, fr := range frames {
-		size += len(fr)
-	}
+	size := totalLen(frames)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
@@ -584,10 +581,7 @@ func (s *xhrSession) next() ([]byte, error) {
 // WriteMany queues frames for the next receive request; it never waits
 // for one. Over maxOutboxBytes the client is a slow consumer.
 func (s *xhrSession) WriteMany(frames [][]byte) error {
-	size := 0
-	for _, fr := range frames {
-		size += len(fr)
-	}
+	size := totalLen(frames)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
@@ -674,6 +668,15 @@ func appendCloseLine(dst []byte, code int, reason string) []byte {
 	dst = append(dst, ',')
 	dst = protocol.AppendString(dst, protocol.Shorten(reason, 120))
 	return append(dst, "]\n"...)
+}
+
+// totalLen is the bytes of frames.
+func totalLen[F string | []byte](frames []F) int {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	return n
 }
 
 // utf16Len counts the characters of valid UTF-8 text as JavaScript does:

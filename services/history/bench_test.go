@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/heraldrt/herald/internal/dbtest"
 )
 
 // publishers is how many goroutines append at once in the Append
@@ -16,13 +18,13 @@ import (
 const publishers = 64
 
 func BenchmarkPostgresAppend(b *testing.B) {
-	benchAppend(b, func(b *testing.B) Store { return newPostgres(b, connect(b, migratedURL(b))) })
+	benchAppend(b, func(b *testing.B) Store { return newPostgres(b, dbtest.Migrated(b)) })
 }
 
 func BenchmarkMemoryAppend(b *testing.B) { benchAppend(b, newMemory) }
 
 func BenchmarkPostgresRead1000(b *testing.B) {
-	benchRead(b, newPostgres(b, connect(b, migratedURL(b))))
+	benchRead(b, newPostgres(b, dbtest.Migrated(b)))
 }
 
 func BenchmarkMemoryRead1000(b *testing.B) { benchRead(b, newMemory(b)) }

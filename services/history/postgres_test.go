@@ -9,38 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrt/herald/internal/dbtest"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/heraldrt/herald/internal/pgtest"
-	"github.com/heraldrt/herald/migrations"
 )
 
 func TestPostgres(t *testing.T) {
-	testStore(t, func(t *testing.T) Store { return newPostgres(t, connect(t, migratedURL(t))) })
-}
-
-// migratedURL returns the URL of a fresh, migrated schema of the test
-// server.
-func migratedURL(t testing.TB) string {
-	t.Helper()
-	url := pgtest.SchemaURL(t)
-	if _, err := migrations.Apply(context.Background(), connect(t, url)); err != nil {
-		t.Fatal(err)
-	}
-	return url
-}
-
-// connect returns a pool on url, closed when the test ends (before the
-// schema is dropped, as cleanups run last registered first).
-func connect(t testing.TB, url string) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
+	testStore(t, func(t *testing.T) Store { return newPostgres(t, dbtest.Pool(t, dbtest.URL(t))) })
 }
 
 // newPostgres returns a store on pool, closed when the test ends.
@@ -56,9 +31,9 @@ func newPostgres(t testing.TB, pool *pgxpool.Pool) *Postgres {
 // one.
 func TestPostgres_TwoNodes(t *testing.T) {
 	ctx := context.Background()
-	url := migratedURL(t)
-	nodes := []*Postgres{newPostgres(t, connect(t, url)), newPostgres(t, connect(t, url))}
-	reader := connect(t, url)
+	url := dbtest.URL(t)
+	nodes := []*Postgres{newPostgres(t, dbtest.Pool(t, url)), newPostgres(t, dbtest.Pool(t, url))}
+	reader := dbtest.Pool(t, url)
 
 	stop := make(chan struct{})
 	var readers sync.WaitGroup
@@ -138,7 +113,7 @@ func TestPostgres_TwoNodes(t *testing.T) {
 // gets the commit's outcome.
 func TestPostgres_CancelWhileQueued(t *testing.T) {
 	ctx := context.Background()
-	pool := connect(t, migratedURL(t))
+	pool := dbtest.Pool(t, dbtest.URL(t))
 	s := newPostgres(t, pool)
 	mustAppend(t, s, ev("a", "x", "e"))
 
@@ -183,7 +158,7 @@ func TestPostgres_CancelWhileQueued(t *testing.T) {
 // of their events is committed.
 func TestPostgres_FailedCommitFailsItsBatch(t *testing.T) {
 	ctx := context.Background()
-	pool := connect(t, migratedURL(t))
+	pool := dbtest.Pool(t, dbtest.URL(t))
 	s := newPostgres(t, pool)
 	mustAppend(t, s, ev("a", "x", "e"), ev("a", "x", "e"), ev("a", "w", "e"))
 
@@ -229,7 +204,7 @@ func TestPostgres_FailedCommitFailsItsBatch(t *testing.T) {
 
 // Trim's statements stop and resume within and across channels and apps.
 func TestPostgres_TrimInBatches(t *testing.T) {
-	s := newPostgres(t, connect(t, migratedURL(t)))
+	s := newPostgres(t, dbtest.Pool(t, dbtest.URL(t)))
 	s.trimBatch = 3
 	for _, app := range []string{"a", "b"} {
 		for _, ch := range []string{"c1", "c2", "c3"} {
