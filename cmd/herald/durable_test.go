@@ -263,6 +263,11 @@ func TestSSE(t *testing.T) {
 	}
 	s.expect(t, "pusher_internal:subscription_succeeded", "news")
 	s.expect(t, "pusher_internal:subscription_succeeded", "d-s")
+	// A channel name holding a comma goes in a channel= parameter of its own.
+	comma, _, _ := openSSE(t, m.Addr, "/app/"+a.Key+"/sse?channel="+url.QueryEscape("a,b")+"&channels=c", nil)
+	comma.expect(t, "pusher_internal:subscription_succeeded", "c")
+	comma.expect(t, "pusher_internal:subscription_succeeded", "a,b")
+	comma.resp.Body.Close()
 	publish(t, m.Addr, a, "news", "flash", "hi", "")
 	if _, f := s.expect(t, "flash", "news"); f.data() != "hi" {
 		t.Errorf("news event %s", f.raw)

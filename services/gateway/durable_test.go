@@ -207,8 +207,16 @@ func TestResumeFailures(t *testing.T) {
 		c.send(`{"event":"pusher:subscribe","data":{"channel":"plain"}}`)
 		c.t.waitEvent(t, "pusher_internal:subscription_succeeded")
 		c.send(`{"event":"herald:resume","data":{"channel":"plain","epoch":"","seq":0}}`)
-		if c.t.count(t, "pusher:error") != 2 {
-			c.t.waitEvent(t, "pusher:error")
+		c.send(`{"event":"pusher:ping","data":{}}`) // answered after the resume
+		c.t.waitEvent(t, "pusher:pong")
+		var msgs []string
+		for _, e := range c.t.events(t) {
+			if e["event"] == "pusher:error" {
+				msgs = append(msgs, e["data"].(map[string]any)["message"].(string))
+			}
+		}
+		if len(msgs) != 2 || !strings.Contains(msgs[1], "not durable") {
+			t.Errorf("errors %q: want the bad request's, then one saying plain is not durable", msgs)
 		}
 	})
 }
@@ -395,4 +403,37 @@ func TestPublishFailsBeforeCommitting(t *testing.T) {
 	if n.Stats().BackplaneRefused != 1 {
 		t.Errorf("refusals counted: %d", n.Stats().BackplaneRefused)
 	}
+}
+
+// TestResumeCursorsAreBounded: cursors waiting for their subscribes are
+// bounded by the connection's channel limit.
+func TestResumeCursorsAreBounded(t *testing.T) {
+	n, _, _ := durableNode(t, Config{}, 100)
+	c := connect(t, n, "key")
+	for i := range 101 {
+		c.send(fmt.Sprintf(`{"event":"herald:resume","data":{"channel":"durable-%d","epoch":"","seq":1}}`, i))
+	}
+	e := c.t.waitEvent(t, "pusher:error")
+	if msg := e["data"].(map[string]any)["message"].(string); !strings.Contains(msg, "at most 100 cursors") {
+		t.Errorf("error %q", msg)
+	}
+	if got := c.t.count(t, "pusher:error"); got != 1 {
+		t.Errorf("%d errors, want 1 (the 101st cursor)", got)
+	}
+}
+
+// TestDurableEpochChange: events in a new epoch (a log that lost the
+// channel) are announced to live subscribers, whose cursors restart there.
+func TestDurableEpochChange(t *testing.T) {
+	n, _, _ := durableNode(t, Config{}, 100)
+	publishN(t, n, "durable-a", 2)
+	a := connect(t, n, "key")
+	a.send(`{"event":"pusher:subscribe","data":{"channel":"durable-a"}}`)
+	a.t.waitEvent(t, "pusher_internal:subscription_succeeded")
+	n.HandlePublication("1", "durable-a", &broker.Publication{Event: "e", Data: []byte("x"), Seq: 1, Epoch: "0123456789abcdef"})
+	f := a.t.waitEvent(t, "herald:resume_failed")
+	if d := f["data"].(string); !strings.Contains(d, `"reason":"epoch_changed","epoch":"0123456789abcdef","seq":0`) {
+		t.Errorf("notice %s", d)
+	}
+	a.t.waitSeqs(t, "durable-a", []uint64{1})
 }
